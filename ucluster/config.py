@@ -1,0 +1,244 @@
+"""Typed configuration: YAML in conf/ -> dataclasses -> code; every field can be overridden from the CLI.
+
+Configuration flows one way. A YAML file is read into :class:`Config`; unknown keys and values of the wrong
+type are rejected with a one-line error that names the file and the field (with a suggestion for typos);
+command-line flags ``--section.field value`` override single fields; the resolved config is what gets logged.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import difflib
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ucluster.yaml"
+
+
+class ConfigError(ValueError):
+    """A configuration problem, reported as one line naming the source and the field."""
+
+
+@dataclass
+class DataConfig:
+    """Which jets are read and how they are streamed to each worker."""
+
+    path: str = ""  # Parquet dataset written by the converter
+    classes: list[str] = field(default_factory=lambda: ["w", "z", "t"])  # truth classes kept
+    mass_min: float = 10.0  # jet selection window in GeV (UCluster used 10-200; see docs)
+    mass_max: float = 250.0
+    pt_min: float = 0.0
+    pt_max: float = 1.0e9
+    max_particles: int = 100  # leading particles used (<= the dataset's P)
+    shuffle_buffer: int = 16384  # jets held by each worker's shuffle buffer
+    max_train_jets: int = 0  # 0 = all; caps the jets each epoch reads (global, split across workers)
+    max_eval_jets: int = 0  # 0 = all; caps the test jets evaluated
+
+
+@dataclass
+class ModelConfig:
+    """ABCnet backbone, heads and the clustering layer."""
+
+    k: int = 20  # neighbours of the k-NN graphs
+    gap1_channels: int = 16  # first graph-attention block (1 head)
+    gap2_channels: int = 32  # second graph-attention block (per head)
+    gap2_heads: int = 4
+    point_channels: list[int] = field(default_factory=lambda: [64, 128])  # 1x1 convolutions
+    latent_dim: int = 256  # per-jet latent space used for clustering
+    head_units: list[int] = field(default_factory=lambda: [128, 64])
+    dropout: float = 0.1
+    attention_dropout: float = 0.0
+    n_clusters: int = 3
+    target: str = "mass_bins"  # classification target: "mass_bins" (unsupervised) or "truth" (supervised)
+    mass_bins: int = 20  # equal-width jet-mass bins over [data.mass_min, data.mass_max]
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation schedule (defaults: the distributed UCluster paper, Table 2)."""
+
+    batch_size: int = 1024  # per worker
+    pretrain_epochs: int = 20  # classification only
+    epochs: int = 100  # total, pretraining included
+    lr: float = 1.0e-3  # per worker; multiplied by the number of workers when scale_lr is on
+    scale_lr: bool = True
+    lr_decay_every: int = 3  # epochs
+    lr_decay_factor: float = 0.5
+    lr_min: float = 1.0e-5
+    lr_restart: bool = True  # restart the lr schedule when the clustering phase starts
+    alpha_start: float = 1.0  # softness of the cluster assignment in the first clustering epoch
+    alpha_step: float = 2.0  # added to alpha every clustering epoch
+    beta: float = 10.0  # weight of the clustering loss
+    gamma: float = 2.0  # focal-loss focusing parameter
+    kmeans_sample: int = 20000  # latent vectors (all workers together) used to initialise the centroids
+    seed: int = 42
+    steps_per_epoch: int = 0  # 0 = as many full batches as the smallest shard allows
+
+
+@dataclass
+class RunConfig:
+    """Where results go and how many workers train."""
+
+    output_dir: str = "runs/train"
+    experiment: str = "ucluster"
+    run_name: str = ""
+    tracking_uri: str = ""  # empty: $MLFLOW_TRACKING_URI, else sqlite under output_dir
+    np: int = -1  # HorovodRunner meaning: < 0 local processes, > 0 Spark tasks
+    resume: bool = False
+    progress: bool = True
+
+
+@dataclass
+class Config:
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    run: RunConfig = field(default_factory=RunConfig)
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        return dataclasses.asdict(self)
+
+    def flat(self) -> dict[str, Any]:
+        """``{"train.lr": 0.001, ...}``: the form logged as MLflow parameters."""
+        return {f"{s}.{k}": v for s, sec in self.to_dict().items() for k, v in sec.items()}
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _sections() -> dict[str, type]:
+    return {f.name: f.type if isinstance(f.type, type) else globals()[f.type] for f in dataclasses.fields(Config)}
+
+
+def _field_types(section_cls: type) -> dict[str, Any]:
+    hints = typing.get_type_hints(section_cls)
+    return {f.name: hints[f.name] for f in dataclasses.fields(section_cls)}
+
+
+def _suggest(name: str, choices: list[str]) -> str:
+    close = difflib.get_close_matches(name, choices, n=1)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def _coerce(value: Any, typ: Any, where: str) -> Any:
+    """Convert a YAML or command-line value to the field's declared type, or fail naming the field."""
+    origin = typing.get_origin(typ)
+    try:
+        if origin in (list, types.GenericAlias) or typ is list or origin is list:
+            (item,) = typing.get_args(typ) or (str,)
+            if isinstance(value, str):
+                value = [v for v in (s.strip() for s in value.split(",")) if v]
+            if not isinstance(value, list | tuple):
+                raise TypeError
+            return [_coerce(v, item, where) for v in value]
+        if typ is bool:
+            if isinstance(value, bool):
+                return value
+            if isinstance(value, str) and value.lower() in {"1", "true", "yes", "on"}:
+                return True
+            if isinstance(value, str) and value.lower() in {"0", "false", "no", "off"}:
+                return False
+            raise TypeError
+        if typ is int:
+            if isinstance(value, bool) or (isinstance(value, float) and not value.is_integer()):
+                raise TypeError
+            return int(value)
+        if typ is float:
+            if isinstance(value, bool):
+                raise TypeError
+            return float(value)
+        if typ is str:
+            if isinstance(value, dict | list):
+                raise TypeError
+            return str(value)
+    except (TypeError, ValueError):
+        pass
+    else:
+        return value
+    name = getattr(typ, "__name__", str(typ))
+    raise ConfigError(f"{where}: expected {name}, got {value!r}")
+
+
+def _apply(cfg: Config, section: str, key: str, value: Any, source: str) -> None:
+    sections = _sections()
+    if section not in sections:
+        raise ConfigError(f"{source}: unknown section '{section}'{_suggest(section, list(sections))}")
+    types_ = _field_types(sections[section])
+    if key not in types_:
+        raise ConfigError(f"{source}: unknown field '{section}.{key}'{_suggest(key, list(types_))}")
+    setattr(getattr(cfg, section), key, _coerce(value, types_[key], f"{source}: field '{section}.{key}'"))
+
+
+def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:
+    """Read ``path`` (default: conf/ucluster.yaml) and apply ``{"section.field": value}`` overrides."""
+    cfg = Config()
+    path = Path(path) if path else DEFAULT_CONFIG
+    if not path.is_file():
+        raise ConfigError(f"{path}: config file not found")
+    try:
+        raw = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML ({str(exc).splitlines()[0]})") from None
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{path}: expected a mapping of sections at the top level")
+    for section, values in raw.items():
+        if not isinstance(values, dict):
+            raise ConfigError(f"{path}: section '{section}' must be a mapping")
+        for key, value in values.items():
+            _apply(cfg, section, key, value, str(path))
+    for dotted, value in (overrides or {}).items():
+        section, _, key = dotted.partition(".")
+        _apply(cfg, section, key, value, f"--{dotted}")
+    validate(cfg)
+    return cfg
+
+
+def validate(cfg: Config) -> None:
+    """Cross-field checks that no single type can express."""
+    d, m, t = cfg.data, cfg.model, cfg.train
+    checks = [
+        (d.mass_min < d.mass_max, "data.mass_min must be below data.mass_max"),
+        (d.pt_min < d.pt_max, "data.pt_min must be below data.pt_max"),
+        (len(d.classes) >= 1, "data.classes must name at least one class"),
+        (d.max_particles >= 2, "data.max_particles must be at least 2"),
+        (d.shuffle_buffer >= 1, "data.shuffle_buffer must be positive"),
+        (m.k >= 1, "model.k must be positive"),
+        (m.n_clusters >= 2, "model.n_clusters must be at least 2"),
+        (m.target in ("mass_bins", "truth"), f"model.target must be 'mass_bins' or 'truth', got '{m.target}'"),
+        (m.mass_bins >= 2, "model.mass_bins must be at least 2"),
+        (0.0 <= m.dropout < 1.0 and 0.0 <= m.attention_dropout < 1.0, "model dropouts must be in [0, 1)"),
+        (t.batch_size >= 1, "train.batch_size must be positive"),
+        (0 <= t.pretrain_epochs <= t.epochs, "train.pretrain_epochs must be between 0 and train.epochs"),
+        (t.lr > 0 and t.lr_min > 0, "train.lr and train.lr_min must be positive"),
+        (t.lr_decay_every >= 1, "train.lr_decay_every must be at least 1"),
+        (t.kmeans_sample >= m.n_clusters, "train.kmeans_sample must be at least model.n_clusters"),
+        (cfg.run.np != 0, "run.np must be non-zero (< 0: local processes, > 0: Spark tasks)"),
+    ]
+    for ok, message in checks:
+        if not ok:
+            raise ConfigError(message)
+
+
+def add_config_arguments(parser: argparse.ArgumentParser) -> None:
+    """Add one ``--section.field`` flag per config field (all default to None = keep the YAML value)."""
+    group = parser.add_argument_group("config overrides (any field of conf/*.yaml)")
+    for section, cls in _sections().items():
+        for name, typ in _field_types(cls).items():
+            metavar = "A,B,..." if typing.get_origin(typ) is list else getattr(typ, "__name__", "V").upper()
+            group.add_argument(f"--{section}.{name}", dest=f"cfg__{section}__{name}", default=None,
+                               metavar=metavar, help=argparse.SUPPRESS)
+
+
+def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
+    out = {}
+    for key, value in vars(args).items():
+        if key.startswith("cfg__") and value is not None:
+            _, section, name = key.split("__", 2)
+            out[f"{section}.{name}"] = value
+    return out
