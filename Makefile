@@ -25,7 +25,7 @@ $(STAMP): setup.cfg pyproject.toml $(HOROVOD_STAMP)
 
 $(HOROVOD_STAMP): setup.cfg
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --no-cache-dir --upgrade pip 'setuptools<81' wheel cmake
+	$(PIP) install --no-cache-dir --upgrade pip setuptools wheel
 	$(PIP) install --no-cache-dir -e '.[dev]'
 	$(PY) -c "import horovod.tensorflow" 2>/dev/null || \
 		$(HOROVOD_ENV) $(PIP) install --no-cache-dir --no-build-isolation horovod==0.28.1

@@ -242,3 +242,13 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
             _, section, name = key.split("__", 2)
             out[f"{section}.{name}"] = value
     return out
+
+
+def config_from_dict(values: dict[str, dict[str, Any]], source: str = "config") -> Config:
+    """Rebuild a :class:`Config` from :meth:`Config.to_dict` output (e.g. in a Horovod worker or a checkpoint)."""
+    cfg = Config()
+    for section, fields_ in values.items():
+        for key, value in fields_.items():
+            _apply(cfg, section, key, value, source)
+    validate(cfg)
+    return cfg

@@ -1,0 +1,79 @@
+"""Per-particle UCluster inputs computed from hls4ml constituent columns (pure numpy, no I/O).
+
+The network sees, per particle: Δη, Δφ (the graph coordinates, always first), log pT, log E, log(pT/pT_jet),
+log(E/E_jet), ΔR, cos θ_rel, and a one-hot particle type when the file carries ``j1_pdgid``. Padded
+particles (pT = 0) get zeros in every feature and mask 0, so a log never sees a zero.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Output feature name -> (hls4ml column, transform). "log" columns are log-transformed where real.
+BASE_FEATURES: tuple[tuple[str, str, bool], ...] = (
+    ("deta", "j1_etarel", False),
+    ("dphi", "j1_phirel", False),
+    ("log_pt", "j1_pt", True),
+    ("log_e", "j1_e", True),
+    ("log_ptrel", "j1_ptrel", True),
+    ("log_erel", "j1_erel", True),
+    ("delta_r", "j1_deltaR", False),
+)
+OPTIONAL_FEATURES: tuple[tuple[str, str, bool], ...] = (("costheta_rel", "j1_costhetarel", False),)
+PID_COLUMN = "j1_pdgid"
+# One-hot particle types (the ParticleNet convention) built from |pdgid|.
+PID_FEATURES: tuple[tuple[str, tuple[int, ...]], ...] = (
+    ("is_electron", (11,)),
+    ("is_muon", (13,)),
+    ("is_photon", (22,)),
+    ("is_charged_hadron", (211, 321, 2212)),
+    ("is_neutral_hadron", (130, 310, 2112)),
+)
+
+
+def feature_plan(particle_names: list[str]) -> tuple[list[str], list[str]]:
+    """Output feature names and the hls4ml columns they need, for a file with these particle columns."""
+    names = [name for name, _, _ in BASE_FEATURES]
+    needed = [col for _, col, _ in BASE_FEATURES] + ["j1_pt"]
+    for name, col, _ in OPTIONAL_FEATURES:
+        if col in particle_names:
+            names.append(name)
+            needed.append(col)
+    if PID_COLUMN in particle_names:
+        names += [name for name, _ in PID_FEATURES]
+        needed.append(PID_COLUMN)
+    return names, sorted(set(needed), key=needed.index)
+
+
+def compute_features(
+    constituents: np.ndarray, particle_names: list[str], feature_names: list[str], max_particles: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return (features (N, P, F) float32, n_particles (N,) int16) for ``feature_names`` from :func:`feature_plan`.
+
+    Real particles are those with pT > 0; they are moved to the front (stable, so the file's pT order is
+    kept) and the first ``max_particles`` are used.
+    """
+    col = {name: i for i, name in enumerate(particle_names)}
+    pt = constituents[:, :, col["j1_pt"]]
+    real = pt > 0
+    if not np.all(real[:, :-1] | ~real[:, 1:]):  # padding not only at the end: compact real particles first
+        order = np.argsort(~real, axis=1, kind="stable")
+        constituents = np.take_along_axis(constituents, order[:, :, None], axis=1)
+        real = np.take_along_axis(real, order, axis=1)
+    constituents = constituents[:, :max_particles]
+    real = real[:, :max_particles]
+    n, p = real.shape
+    out = np.zeros((n, p, len(feature_names)), dtype=np.float32)
+    transforms = {name: (column, is_log) for name, column, is_log in BASE_FEATURES + OPTIONAL_FEATURES}
+    pid_sets = dict(PID_FEATURES)
+    for j, name in enumerate(feature_names):
+        if name in transforms:
+            column, is_log = transforms[name]
+            values = constituents[:, :, col[column]]
+            if is_log:
+                values = np.log(np.where(real & (values > 0), values, 1.0))
+            out[:, :, j] = np.where(real, values, 0.0)
+        else:
+            pid = np.abs(np.rint(constituents[:, :, col[PID_COLUMN]])).astype(np.int64)
+            out[:, :, j] = real & np.isin(pid, pid_sets[name])
+    return out, real.sum(axis=1).astype(np.int16)

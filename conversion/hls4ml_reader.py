@@ -1,0 +1,151 @@
+"""Validation and slice reading of hls4ml jet HDF5 files; every column is resolved by name.
+
+Validation reads only shapes and names, so the driver can check every input before a Spark task starts;
+the values themselves (NaN/inf) are checked by the task that reads them.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import h5py
+import numpy as np
+
+from ucluster import hls4ml
+
+
+class ConversionError(ValueError):
+    """A bad input or output, reported as one line that names the file and the problem."""
+
+
+@dataclass(frozen=True)
+class FileInfo:
+    path: str
+    n_jets: int
+    n_particles: int
+    particle_names: tuple[str, ...]
+    jet_names: tuple[str, ...]
+
+
+def resolve_inputs(inputs: str | list[str]) -> list[str]:
+    """Expand files, directories (their ``*.h5``/``*.hdf5``) and globs into a sorted, de-duplicated list."""
+    items = [inputs] if isinstance(inputs, str | os.PathLike) else list(inputs)
+    found: list[str] = []
+    for item in map(str, items):
+        if os.path.isdir(item):
+            matches = [p for ext in ("*.h5", "*.hdf5") for p in glob.glob(os.path.join(item, ext))]
+            if not matches:
+                raise ConversionError(f"{item}: directory holds no .h5/.hdf5 files")
+        elif any(ch in item for ch in "*?["):
+            matches = glob.glob(item)
+            if not matches:
+                raise ConversionError(f"{item}: pattern matches no file")
+        else:
+            if not os.path.exists(item):
+                raise ConversionError(f"{item}: no such file")
+            matches = [item]
+        found += [os.path.abspath(m) for m in matches]
+    if not found:
+        raise ConversionError("no input files given")
+    return sorted(set(found))
+
+
+def _names(f: h5py.File, key: str, path: str) -> tuple[str, ...]:
+    if key not in f:
+        raise ConversionError(f"{path}: missing dataset '{key}'")
+    raw = f[key][()]
+    if np.ndim(raw) != 1:
+        raise ConversionError(f"{path}: dataset '{key}' must be a 1-D list of names")
+    return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in raw)
+
+
+def inspect_file(path: str) -> FileInfo:
+    """Check the layout of one file (datasets, ranks, shapes, required names) without reading the values."""
+    if os.path.getsize(path) == 0:
+        raise ConversionError(f"{path}: empty file")
+    if not h5py.is_hdf5(path):
+        raise ConversionError(f"{path}: not an HDF5 file")
+    try:
+        with h5py.File(path, "r") as f:
+            particle_names = _names(f, hls4ml.PARTICLE_NAMES, path)
+            jet_names = _names(f, hls4ml.JET_NAMES, path)
+            for key in (hls4ml.CONSTITUENTS, hls4ml.JETS):
+                if key not in f or not isinstance(f[key], h5py.Dataset):
+                    raise ConversionError(f"{path}: missing dataset '{key}'")
+            cons, jets = f[hls4ml.CONSTITUENTS], f[hls4ml.JETS]
+            if cons.ndim != 3:
+                raise ConversionError(f"{path}: '{hls4ml.CONSTITUENTS}' has rank {cons.ndim}, expected 3 (N, P, F)")
+            if jets.ndim != 2:
+                raise ConversionError(f"{path}: '{hls4ml.JETS}' has rank {jets.ndim}, expected 2 (N, M)")
+            if cons.shape[2] != len(particle_names):
+                raise ConversionError(
+                    f"{path}: '{hls4ml.CONSTITUENTS}' has {cons.shape[2]} features but "
+                    f"'{hls4ml.PARTICLE_NAMES}' names {len(particle_names)}")
+            if jets.shape[1] != len(jet_names):
+                raise ConversionError(
+                    f"{path}: '{hls4ml.JETS}' has {jets.shape[1]} columns but '{hls4ml.JET_NAMES}' names "
+                    f"{len(jet_names)}")
+            if cons.shape[0] != jets.shape[0]:
+                raise ConversionError(
+                    f"{path}: {cons.shape[0]} jets in '{hls4ml.CONSTITUENTS}' but {jets.shape[0]} in "
+                    f"'{hls4ml.JETS}'")
+            if cons.shape[0] == 0:
+                raise ConversionError(f"{path}: holds no jets")
+            if cons.shape[1] < 1:
+                raise ConversionError(f"{path}: '{hls4ml.CONSTITUENTS}' has no particle slots")
+            info = FileInfo(path, int(cons.shape[0]), int(cons.shape[1]), particle_names, jet_names)
+    except ConversionError:
+        raise
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConversionError(f"{path}: cannot be read as HDF5 ({_first_line(exc)}); truncated or corrupt?") from None
+    from conversion.features import feature_plan  # local: keeps this module free of feature logic
+
+    _, needed = feature_plan(list(particle_names))
+    for name in needed:
+        if name not in particle_names:
+            raise ConversionError(f"{path}: particle feature '{name}' missing from '{hls4ml.PARTICLE_NAMES}'")
+    for name in (hls4ml.JET_PT, hls4ml.JET_ETA, hls4ml.JET_MASS, *hls4ml.CLASS_COLUMNS):
+        if name not in jet_names:
+            raise ConversionError(f"{path}: jet feature '{name}' missing from '{hls4ml.JET_NAMES}'")
+    return info
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()
+    return text[0] if text else type(exc).__name__
+
+
+def read_rows(info: FileInfo, start: int, stop: int, particle_columns: list[str]) -> dict[str, np.ndarray]:
+    """Read rows [start, stop) of the columns needed; fail naming the file and rows on NaN/inf or I/O errors."""
+    pcol = [info.particle_names.index(c) for c in particle_columns]
+    jcol = {c: info.jet_names.index(c) for c in (hls4ml.JET_PT, hls4ml.JET_ETA, hls4ml.JET_MASS,
+                                                   *hls4ml.CLASS_COLUMNS)}
+    where = f"{info.path} rows {start}-{stop - 1}"
+    try:
+        with h5py.File(info.path, "r") as f:
+            # One contiguous slab read, then a column selection in memory (fancy indexing in h5py is slow).
+            cons = f[hls4ml.CONSTITUENTS][start:stop][:, :, pcol].astype(np.float32, copy=False)
+            jets = f[hls4ml.JETS][start:stop].astype(np.float32, copy=False)
+    except (OSError, KeyError, ValueError) as exc:
+        raise ConversionError(f"{where}: read failed ({_first_line(exc)}); truncated or corrupt?") from None
+    if not np.isfinite(cons).all():
+        bad = int(np.argwhere(~np.isfinite(cons))[0][0]) + start
+        raise ConversionError(f"{info.path}: NaN/inf in '{hls4ml.CONSTITUENTS}' at row {bad}")
+    jet_cols = {name: jets[:, i] for name, i in jcol.items()}
+    for name, values in jet_cols.items():
+        if not np.isfinite(values).all():
+            bad = int(np.argwhere(~np.isfinite(values))[0][0]) + start
+            raise ConversionError(f"{info.path}: NaN/inf in jet feature '{name}' at row {bad}")
+    return {"constituents": cons, **jet_cols}
+
+
+def truth_labels(jet_cols: dict[str, np.ndarray]) -> np.ndarray:
+    """Index into ``hls4ml.CLASS_NAMES`` of the one-hot truth columns; -1 where no class is set."""
+    onehot = np.stack([jet_cols[c] for c in hls4ml.CLASS_COLUMNS], axis=1)
+    label = np.argmax(onehot, axis=1).astype(np.int8)
+    label[onehot.max(axis=1) <= 0.5] = -1
+    return label
+

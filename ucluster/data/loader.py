@@ -1,0 +1,255 @@
+"""Per-worker streaming of a Parquet jet dataset: sharding by row group, selection, shuffling, prefetching.
+
+Each worker opens only the row groups assigned to its rank and holds at most one shuffle buffer plus one
+row group in memory, whatever the dataset size. The number of steps per epoch is passed in by the caller
+(the minimum over workers), because a Horovod allreduce with unequal step counts hangs.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pyarrow.parquet as pq
+
+from ucluster.config import Config
+from ucluster.data import schema as S
+
+Batch = dict[str, np.ndarray]
+_SMALL_COLUMNS = [S.LABEL, S.JET_MASS, S.JET_PT, S.JET_KEY, S.N_PARTICLES]
+
+
+@dataclass(frozen=True)
+class RowGroupRef:
+    path: str
+    index: int
+    num_rows: int
+
+
+def list_row_groups(root: str | Path, split: str) -> list[RowGroupRef]:
+    """All row groups of one split, read from the Parquet footers only."""
+    refs = []
+    for path in S.split_files(root, split):
+        try:
+            md = pq.ParquetFile(path).metadata
+        except Exception as exc:  # noqa: BLE001 - any footer failure means a corrupt file
+            raise S.DatasetError(f"{path}: corrupt Parquet file ({str(exc).splitlines()[0]})") from None
+        refs += [RowGroupRef(str(path), i, md.row_group(i).num_rows) for i in range(md.num_row_groups)]
+    return refs
+
+
+def shard_row_groups(refs: list[RowGroupRef], rank: int, size: int) -> list[RowGroupRef]:
+    """Deterministic, balanced assignment of row groups to ranks (largest first to the least-loaded rank)."""
+    load = [0] * size
+    owner = {}
+    for i in sorted(range(len(refs)), key=lambda i: (-refs[i].num_rows, refs[i].path, refs[i].index)):
+        r = min(range(size), key=lambda r: (load[r], r))
+        owner[i] = r
+        load[r] += refs[i].num_rows
+    return [refs[i] for i in range(len(refs)) if owner[i] == rank]
+
+
+def mass_bin_targets(mass: np.ndarray, lo: float, hi: float, n_bins: int) -> np.ndarray:
+    """Equal-width jet-mass bins over [lo, hi); the class index used as the pretraining target."""
+    return np.clip(np.floor((mass - lo) / (hi - lo) * n_bins), 0, n_bins - 1).astype(np.int32)
+
+
+class JetStream:
+    """Batches of selected jets of one split for one worker (rank ``rank`` of ``size``)."""
+
+    def __init__(self, cfg: Config, split: str, rank: int = 0, size: int = 1, meta: S.DatasetMeta | None = None):
+        self.cfg = cfg
+        self.root = cfg.data.path
+        self.meta = meta or S.read_meta(self.root)
+        self.split = split
+        self.rank, self.size = rank, size
+        missing = [c for c in cfg.data.classes if c not in self.meta.class_names]
+        if missing:
+            raise S.DatasetError(f"data.classes: {missing} not among the dataset's classes {self.meta.class_names}")
+        if cfg.data.max_particles > self.meta.n_particles:
+            raise S.DatasetError(f"data.max_particles={cfg.data.max_particles} exceeds the dataset's "
+                                 f"{self.meta.n_particles} particles per jet ({self.root})")
+        self.class_ids = np.array([self.meta.class_names.index(c) for c in cfg.data.classes], dtype=np.int64)
+        # dataset label -> index within cfg.data.classes (selected jets only ever look up kept classes)
+        self._class_index = np.full(len(self.meta.class_names), -1, np.int32)
+        self._class_index[self.class_ids] = np.arange(len(self.class_ids), dtype=np.int32)
+        all_refs = list_row_groups(self.root, split)
+        if not all_refs:
+            raise S.DatasetError(f"{self.root}: split '{split}' holds no data")
+        self.refs = shard_row_groups(all_refs, rank, size)
+        self._files: dict[str, pq.ParquetFile] = {}
+        self._selected_rows: int | None = None
+
+    # -- reading -----------------------------------------------------------------------------------------
+    def _file(self, path: str) -> pq.ParquetFile:
+        if path not in self._files:
+            self._files[path] = pq.ParquetFile(path)
+        return self._files[path]
+
+    def _select(self, label: np.ndarray, mass: np.ndarray, pt: np.ndarray) -> np.ndarray:
+        d = self.cfg.data
+        return (np.isin(label, self.class_ids) & (mass > d.mass_min) & (mass < d.mass_max)
+                & (pt > d.pt_min) & (pt < d.pt_max))
+
+    def _read(self, ref: RowGroupRef) -> Batch:
+        """Read one row group and return its selected jets as numpy arrays (features sliced to P')."""
+        try:
+            table = self._file(ref.path).read_row_group(ref.index, columns=_SMALL_COLUMNS + [S.FEATURES])
+        except Exception as exc:  # noqa: BLE001
+            raise S.DatasetError(f"{ref.path}: cannot read row group {ref.index} ({str(exc).splitlines()[0]})") from None
+        label = table.column(S.LABEL).to_numpy()
+        mass = table.column(S.JET_MASS).to_numpy()
+        pt = table.column(S.JET_PT).to_numpy()
+        sel = np.flatnonzero(self._select(label, mass, pt))
+        p, f, pk = self.meta.n_particles, self.meta.n_features, self.cfg.data.max_particles
+        feats = table.column(S.FEATURES).combine_chunks().flatten().to_numpy().reshape(-1, p, f)
+        feats = np.ascontiguousarray(feats[sel, :pk])
+        n = np.minimum(table.column(S.N_PARTICLES).to_numpy()[sel], pk)
+        return self._targets({
+            "features": feats,
+            "mask": (np.arange(pk)[None, :] < n[:, None]).astype(np.float32),
+            "mass": mass[sel],
+            "pt": pt[sel],
+            "key": table.column(S.JET_KEY).to_numpy()[sel],
+            "label": self._class_index[label[sel]],
+        })
+
+    def _targets(self, batch: Batch) -> Batch:
+        d, m = self.cfg.data, self.cfg.model
+        if m.target == "truth":
+            batch["target"] = batch["label"].astype(np.int32)
+        else:
+            batch["target"] = mass_bin_targets(batch["mass"], d.mass_min, d.mass_max, m.mass_bins)
+        return batch
+
+    def selected_rows(self) -> int:
+        """Jets of this worker's shard that pass the selection (reads only three small columns)."""
+        if self._selected_rows is None:
+            total = 0
+            for ref in self.refs:
+                t = self._file(ref.path).read_row_group(ref.index, columns=[S.LABEL, S.JET_MASS, S.JET_PT])
+                total += int(self._select(*(t.column(c).to_numpy() for c in (S.LABEL, S.JET_MASS, S.JET_PT))).sum())
+            self._selected_rows = total
+        return self._selected_rows
+
+    # -- iteration -----------------------------------------------------------------------------------------
+    def batches(self, batch_size: int, steps: int, epoch: int, seed: int = 0, shuffle: bool = True) -> Iterator[Batch]:
+        """Exactly ``steps`` full batches (row-group order and a block shuffle seeded by seed/epoch/rank)."""
+        rng = np.random.default_rng([seed, epoch, self.rank])
+        order = rng.permutation(len(self.refs)) if shuffle else np.arange(len(self.refs))
+        buffer: list[Batch] = []
+        held = 0
+        emitted = 0
+
+        def flush(final: bool) -> Iterator[Batch]:
+            nonlocal buffer, held, emitted
+            merged = _concat(buffer)
+            if shuffle:
+                merged = _take(merged, rng.permutation(held))
+            n_full = held // batch_size
+            for b in range(n_full):
+                if emitted == steps:
+                    return
+                emitted += 1
+                yield _take(merged, slice(b * batch_size, (b + 1) * batch_size))
+            rest = _take(merged, slice(n_full * batch_size, held))
+            buffer, held = ([rest], len(rest["mass"])) if len(rest["mass"]) else ([], 0)
+
+        for i in order:
+            if emitted == steps:
+                return
+            chunk = self._read(self.refs[i])
+            if len(chunk["mass"]) == 0:
+                continue
+            buffer.append(chunk)
+            held += len(chunk["mass"])
+            if held >= max(self.cfg.data.shuffle_buffer, batch_size):
+                yield from flush(final=False)
+        if held and emitted < steps:
+            yield from flush(final=True)
+        if emitted < steps:
+            raise S.DatasetError(f"{self.root}: worker {self.rank} ran out of '{self.split}' jets after "
+                                 f"{emitted} of {steps} steps")
+
+    def eval_batches(self, batch_size: int, max_jets: int = 0) -> Iterator[Batch]:
+        """Every selected jet of the shard once, in file order; the last batch is zero-padded, ``valid`` marks rows."""
+        buffer: list[Batch] = []
+        held = seen = 0
+        for ref in self.refs:
+            chunk = self._read(ref)
+            if max_jets:
+                chunk = _take(chunk, slice(0, max(0, max_jets - seen)))
+            seen += len(chunk["mass"])
+            buffer.append(chunk)
+            held += len(chunk["mass"])
+            while held >= batch_size:
+                merged = _concat(buffer)
+                out = _take(merged, slice(0, batch_size))
+                out["valid"] = np.ones(batch_size, np.float32)
+                yield out
+                rest = _take(merged, slice(batch_size, held))
+                buffer, held = [rest], held - batch_size
+            if max_jets and seen >= max_jets:
+                break
+        if held:
+            merged = _concat(buffer)
+            out = {k: _pad(v, batch_size) for k, v in merged.items()}
+            out["valid"] = (np.arange(batch_size) < held).astype(np.float32)
+            out["mask"][held:, 0] = 1.0  # padded rows get one (zero) particle so they stay finite
+            yield out
+
+
+def _concat(parts: list[Batch]) -> Batch:
+    if len(parts) == 1:
+        return parts[0]
+    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
+
+
+def _take(batch: Batch, idx) -> Batch:
+    return {k: v[idx] for k, v in batch.items()}
+
+
+def _pad(values: np.ndarray, size: int) -> np.ndarray:
+    out = np.zeros((size, *values.shape[1:]), dtype=values.dtype)
+    out[: len(values)] = values
+    return out
+
+
+def prefetch(iterator: Iterator[Batch], depth: int = 4) -> Iterator[Batch]:
+    """Run ``iterator`` in a background thread so reading overlaps the training step (pyarrow and numpy
+    release the GIL). Exceptions are re-raised in the consumer; stopping early stops the producer."""
+    q: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce() -> None:
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        q.put(item, timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+            q.put(done)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            q.put(exc)
+
+    thread = threading.Thread(target=produce, daemon=True, name="ucluster-prefetch")
+    thread.start()
+    try:
+        while True:
+            item = q.get()
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()

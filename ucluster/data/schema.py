@@ -1,0 +1,93 @@
+"""The Parquet jet dataset contract between the converter (writer) and training/assignment (readers).
+
+Layout: ``<root>/split=<train|test|val>/part-<file>-<chunk>.parquet`` plus ``<root>/_ucluster.json``.
+Each row is one jet; ``features`` is a fixed-size list of P*F float32 (particle-major), real particles first,
+padded ones zero; ``n_particles`` counts the real ones (mask = slot index < n_particles). The same metadata
+JSON is stored in every file's schema under the key ``ucluster``, so a single file is self-describing.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import pyarrow as pa
+
+META_KEY = b"ucluster"
+META_FILE = "_ucluster.json"
+SPLITS = ("train", "test", "val")
+FORMAT_VERSION = 1
+
+# Columns every reader may rely on.
+FEATURES, N_PARTICLES, LABEL, JET_KEY = "features", "n_particles", "label", "jet_key"
+JET_PT, JET_ETA, JET_MASS = "jet_pt", "jet_eta", "jet_mass"
+SOURCE_FILE, SOURCE_ROW = "source_file", "source_row"
+
+
+@dataclass
+class DatasetMeta:
+    feature_names: list[str]
+    n_particles: int
+    class_names: list[str]
+    split_fractions: dict[str, float]
+    params: dict = field(default_factory=dict)  # conversion parameters (row group size, compression, ...)
+    counts: dict = field(default_factory=dict)  # {split: {class: jets}}; filled in the dataset-level file
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def n_features(self) -> int:
+        return len(self.feature_names)
+
+    def to_json(self, with_counts: bool = True) -> str:
+        d = asdict(self)
+        if not with_counts:
+            d.pop("counts")
+        return json.dumps(d, sort_keys=True)
+
+    @classmethod
+    def from_json(cls, text: str) -> DatasetMeta:
+        return cls(**json.loads(text))
+
+
+def arrow_schema(meta: DatasetMeta) -> pa.Schema:
+    size = meta.n_particles * meta.n_features
+    return pa.schema(
+        [
+            pa.field(JET_KEY, pa.int64()),
+            pa.field(FEATURES, pa.list_(pa.float32(), size)),
+            pa.field(N_PARTICLES, pa.int16()),
+            pa.field(LABEL, pa.int8()),
+            pa.field(JET_PT, pa.float32()),
+            pa.field(JET_ETA, pa.float32()),
+            pa.field(JET_MASS, pa.float32()),
+            pa.field(SOURCE_FILE, pa.string()),
+            pa.field(SOURCE_ROW, pa.int64()),
+        ],
+        metadata={META_KEY: meta.to_json(with_counts=False).encode()},
+    )
+
+
+class DatasetError(ValueError):
+    """A dataset that cannot be used, reported as one line naming the path and the problem."""
+
+
+def read_meta(root: str | Path) -> DatasetMeta:
+    """Read the dataset-level metadata, failing with one line if ``root`` is not a converted dataset."""
+    root = Path(root)
+    if not root.exists():
+        raise DatasetError(f"{root}: dataset not found")
+    path = root / META_FILE
+    if not path.is_file():
+        raise DatasetError(f"{root}: not a ucluster Parquet dataset (no {META_FILE}; convert it with conversion/)")
+    try:
+        meta = DatasetMeta.from_json(path.read_text())
+    except (ValueError, TypeError) as exc:
+        raise DatasetError(f"{path}: unreadable dataset metadata ({exc})") from None
+    if meta.format_version != FORMAT_VERSION:
+        raise DatasetError(f"{path}: dataset format {meta.format_version}, this ucluster reads {FORMAT_VERSION}")
+    return meta
+
+
+def split_files(root: str | Path, split: str) -> list[Path]:
+    return sorted((Path(root) / f"split={split}").glob("*.parquet"))
