@@ -1,0 +1,66 @@
+"""Shared pytest fixtures."""
+
+import os
+import sys
+
+import pytest
+from pyspark.sql import SparkSession
+
+
+@pytest.fixture(scope="session")
+def spark():
+    """One small local SparkSession for the whole test run (starting the JVM takes seconds)."""
+    # Python workers must run this interpreter (the venv), not whatever `python3` is first on PATH.
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    session = (
+        SparkSession.builder.master("local[2]")
+        .appName("ucluster-tests")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.ui.enabled", "false")
+        .config("spark.ui.showConsoleProgress", "false")
+        .getOrCreate()
+    )
+    yield session
+    session.stop()
+
+
+# --- real Pythia jets, generated once per test session (small and seeded) -------------------------------
+JETS_PER_KIND = 200
+
+
+@pytest.fixture(scope="session")
+def pythia_h5_dir(tmp_path_factory):
+    """hls4ml-layout HDF5 files of real Pythia 8 W, Z and top jets (one file per kind, fixed seeds)."""
+    from ucluster.sim.pythia_jets import generate_jets, write_hls4ml_file
+
+    out = tmp_path_factory.mktemp("pythia_h5")
+    for kind, seed in (("w", 101), ("z", 102), ("t", 103)):
+        constituents, jets = generate_jets(kind, JETS_PER_KIND, seed)
+        write_hls4ml_file(out / f"{kind}.h5", constituents, jets)
+    return out
+
+
+@pytest.fixture(scope="session")
+def jet_dataset(pythia_h5_dir, tmp_path_factory):
+    """The Pythia files converted to a Parquet dataset (in-process conversion)."""
+    from conversion.convert import convert
+
+    out = tmp_path_factory.mktemp("dataset") / "jets.parquet"
+    convert(str(pythia_h5_dir), out, progress=False, row_group_size=64)
+    return out
+
+
+@pytest.fixture
+def tiny_config(jet_dataset, tmp_path):
+    """A configuration small enough to train in seconds on 2 cores, on the session's Pythia dataset."""
+    from ucluster.config import load_config
+
+    overrides = {
+        "data.path": str(jet_dataset), "data.max_particles": 30, "data.shuffle_buffer": 256,
+        "model.k": 6, "model.gap1_channels": 8, "model.gap2_channels": 8, "model.gap2_heads": 2,
+        "model.point_channels": "16,16", "model.latent_dim": 16, "model.head_units": "16",
+        "model.dropout": 0.0, "model.mass_bins": 8,
+        "train.batch_size": 32, "train.pretrain_epochs": 1, "train.epochs": 3, "train.kmeans_sample": 300,
+        "run.output_dir": str(tmp_path / "run"), "run.np": -1, "run.progress": False,
+    }
+    return load_config(None, overrides)
