@@ -1,0 +1,109 @@
+"""Per-worker streaming: disjoint shards, equal steps, selection, determinism, bounded buffers."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from ucluster.data import schema as S
+from ucluster.data.loader import JetStream, list_row_groups, mass_bin_targets, prefetch, shard_row_groups
+
+
+def _all_keys(stream: JetStream, batch_size: int = 32) -> np.ndarray:
+    keys = [b["key"][b["valid"] > 0] for b in stream.eval_batches(batch_size)]
+    return np.concatenate(keys) if keys else np.zeros(0, np.int64)
+
+
+def test_shards_are_disjoint_balanced_and_cover_the_split(tiny_config):
+    refs = list_row_groups(tiny_config.data.path, "train")
+    shards = [shard_row_groups(refs, r, 3) for r in range(3)]
+    assert sorted(sum(shards, []), key=lambda r: (r.path, r.index)) == sorted(refs, key=lambda r: (r.path, r.index))
+    loads = [sum(r.num_rows for r in s) for s in shards]
+    assert max(loads) - min(loads) <= max(r.num_rows for r in refs)
+    keys = [set(_all_keys(JetStream(tiny_config, "train", r, 3))) for r in range(3)]
+    assert not (keys[0] & keys[1] or keys[0] & keys[2] or keys[1] & keys[2])
+    full = set(_all_keys(JetStream(tiny_config, "train", 0, 1)))
+    assert keys[0] | keys[1] | keys[2] == full
+    assert sum(JetStream(tiny_config, "train", r, 3).selected_rows() for r in range(3)) == len(full)
+
+
+def test_selection_and_targets(tiny_config):
+    tiny_config.data.classes = ["w", "t"]
+    tiny_config.data.mass_min, tiny_config.data.mass_max = 60.0, 220.0
+    stream = JetStream(tiny_config, "train")
+    batches = list(stream.eval_batches(64))
+    mass = np.concatenate([b["mass"][b["valid"] > 0] for b in batches])
+    label = np.concatenate([b["label"][b["valid"] > 0] for b in batches])
+    target = np.concatenate([b["target"][b["valid"] > 0] for b in batches])
+    assert mass.min() > 60 and mass.max() < 220 and set(label) == {0, 1}
+    np.testing.assert_array_equal(target, mass_bin_targets(mass, 60.0, 220.0, tiny_config.model.mass_bins))
+    b = batches[0]
+    assert b["features"].shape == (64, 30, len(stream.meta.feature_names)) and b["features"].dtype == np.float32
+    n = b["mask"].sum(axis=1)
+    assert np.all(b["features"][np.arange(30)[None, :] >= n[:, None]] == 0)  # padding stays zero
+    tiny_config.model.target = "truth"
+    assert set(np.concatenate([x["target"] for x in JetStream(tiny_config, "train").eval_batches(64)])) <= {0, 1}
+
+
+def test_epoch_batches_exact_steps_deterministic_and_shuffled(tiny_config):
+    stream = JetStream(tiny_config, "train")
+    steps = stream.selected_rows() // 32
+    epoch0 = [b["key"] for b in stream.batches(32, steps, epoch=0, seed=1)]
+    assert len(epoch0) == steps and all(len(k) == 32 for k in epoch0)
+    again = [b["key"] for b in JetStream(tiny_config, "train").batches(32, steps, epoch=0, seed=1)]
+    assert all(np.array_equal(a, b) for a, b in zip(epoch0, again, strict=True))
+    epoch1 = np.concatenate([b["key"] for b in stream.batches(32, steps, epoch=1, seed=1)])
+    flat0 = np.concatenate(epoch0)
+    assert len(set(flat0)) == len(flat0)  # no jet twice in an epoch
+    assert not np.array_equal(flat0, epoch1)
+    assert len(list(stream.batches(32, 2, epoch=0))) == 2
+    with pytest.raises(S.DatasetError, match="ran out"):
+        list(stream.batches(32, steps + 5, epoch=0))
+
+
+def test_shuffle_buffer_bounds_what_is_held(tiny_config):
+    """Jets leave the buffer in blocks: no batch mixes jets read more than a buffer plus a row group apart."""
+    tiny_config.data.shuffle_buffer = 64
+    stream = JetStream(tiny_config, "train")
+    order = {k: i for i, k in enumerate(_all_keys(stream))}
+    steps = stream.selected_rows() // 16
+    max_group = max(r.num_rows for r in stream.refs)
+    for batch in stream.batches(16, steps, epoch=0, shuffle=False):
+        pos = [order[k] for k in batch["key"]]
+        assert max(pos) - min(pos) < 64 + max_group + 16
+
+
+def test_eval_batches_visit_every_selected_jet_once_with_padding(tiny_config):
+    stream = JetStream(tiny_config, "test")
+    batches = list(stream.eval_batches(50))
+    keys = np.concatenate([b["key"][b["valid"] > 0] for b in batches])
+    assert len(keys) == len(set(keys)) == stream.selected_rows()
+    assert all(b["features"].shape[0] == 50 for b in batches)
+    last = batches[-1]
+    assert np.all(last["mask"][last["valid"] == 0].sum(axis=1) >= 1)  # padded rows stay finite in the model
+    capped = np.concatenate([b["key"][b["valid"] > 0] for b in stream.eval_batches(20, max_jets=45)])
+    assert len(capped) == 45 and np.array_equal(capped, keys[:45])
+
+
+def test_prefetch_propagates_errors_and_stops_early():
+    def gen():
+        yield {"x": np.zeros(1)}
+        raise RuntimeError("boom in reader")
+
+    it = prefetch(gen())
+    next(it)
+    with pytest.raises(RuntimeError, match="boom in reader"):
+        next(it)
+    infinite = prefetch({"x": np.full(1, i)} for i in range(10**9))
+    assert [int(next(infinite)["x"][0]) for _ in range(3)] == [0, 1, 2]
+    infinite.close()
+
+
+def test_bad_dataset_paths(tiny_config, tmp_path):
+    tiny_config.data.path = str(tmp_path / "missing")
+    with pytest.raises(S.DatasetError, match="dataset not found"):
+        JetStream(tiny_config, "train")
+    (tmp_path / "plain").mkdir()
+    tiny_config.data.path = str(tmp_path / "plain")
+    with pytest.raises(S.DatasetError, match="not a ucluster Parquet dataset"):
+        JetStream(tiny_config, "train")
