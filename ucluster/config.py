@@ -92,6 +92,7 @@ class RunConfig:
     np: int = -1  # HorovodRunner meaning: < 0 local processes, > 0 Spark tasks
     resume: bool = False
     progress: bool = True
+    deterministic: bool = False  # TensorFlow deterministic ops (bit-reproducible resumes; a little slower)
 
 
 @dataclass

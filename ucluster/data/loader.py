@@ -100,7 +100,8 @@ class JetStream:
         try:
             table = self._file(ref.path).read_row_group(ref.index, columns=_SMALL_COLUMNS + [S.FEATURES])
         except Exception as exc:  # noqa: BLE001
-            raise S.DatasetError(f"{ref.path}: cannot read row group {ref.index} ({str(exc).splitlines()[0]})") from None
+            reason = str(exc).splitlines()[0]
+            raise S.DatasetError(f"{ref.path}: cannot read row group {ref.index} ({reason})") from None
         label = table.column(S.LABEL).to_numpy()
         mass = table.column(S.JET_MASS).to_numpy()
         pt = table.column(S.JET_PT).to_numpy()

@@ -100,10 +100,12 @@ class _Ctx:
     hvd: object
 
 
-def _init_horovod() -> _Ctx:
+def _init_horovod(deterministic: bool = False) -> _Ctx:
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
+    if deterministic:
+        tf.config.experimental.enable_op_determinism()
     hvd.init()
     threads = max(1, (os.cpu_count() or 1) // hvd.local_size())
     tf.config.threading.set_intra_op_parallelism_threads(threads)
@@ -163,12 +165,11 @@ class StepFunctions:
 def train_worker(config: dict) -> dict:
     """Entry point of every rank. Returns the final metrics (rank 0's are what the launcher returns)."""
     import keras
-    import tensorflow as tf
 
     from ucluster.model import build_model
 
     cfg = config_from_dict(config)
-    ctx = _init_horovod()
+    ctx = _init_horovod(cfg.run.deterministic)
     rank, size = ctx.rank, ctx.size
     keras.utils.set_random_seed(cfg.train.seed + rank)  # per-rank dropout streams; weights come from rank 0
     meta = S.read_meta(cfg.data.path)
@@ -243,15 +244,14 @@ def _allgather_int(ctx: _Ctx, value: int) -> list[int]:
 
 def _run_epoch(cfg: Config, ctx: _Ctx, epoch: int, steps: int, fns: StepFunctions, optimizer, train: JetStream,
                test: JetStream, centroids_ready: bool) -> dict:
-    from tqdm.auto import tqdm
+    from ucluster.progress import progress
 
     lr = schedule.learning_rate(cfg.train, epoch, ctx.size)
     alpha = schedule.alpha(cfg.train, epoch)
     beta = cfg.train.beta if schedule.is_clustering(cfg.train, epoch) else 0.0
     optimizer.learning_rate.assign(lr)
     sums = np.zeros(4)
-    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.train.epochs}", unit="step", leave=False,
-               disable=ctx.rank != 0 or not cfg.run.progress)
+    bar = progress(steps, f"epoch {epoch + 1}/{cfg.train.epochs}", enabled=ctx.rank == 0 and cfg.run.progress)
     t0 = time.perf_counter()
     for batch in prefetch(train.batches(cfg.train.batch_size, steps, epoch, cfg.train.seed)):
         out = fns.train(batch, alpha, beta)

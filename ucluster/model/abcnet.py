@@ -1,0 +1,342 @@
+"""ABCnet backbone (graph attention on particle clouds), classification head and deep k-means clustering layer.
+
+Written with Keras 3 only (``keras`` and ``keras.ops``), so the same model builds, trains and saves under the
+TensorFlow and the JAX backends.
+
+Design choices that matter for the rest of the project:
+
+* **No BatchNormalization.** Every normalisation is a LayerNormalization over the channels of one point (or one
+  jet in the head). Padding therefore never enters any statistics, and the output of a jet never depends on the
+  other jets of the batch: the gradient of N Horovod workers on N slices of a batch equals the gradient of one
+  worker on the whole batch (up to float summation order).
+* **Padding never leaks.** Padded slots of the input are replaced by zeros (whatever they held), padded points
+  are zeroed again after every point-wise layer, k-NN graphs never choose a padded neighbour for a real particle
+  while a real one is left, padded "neighbours" of jets with fewer than k particles get zero attention and are
+  replaced by the point itself (so they cannot win the max over neighbours), and the jet latent is a max over
+  the real particles only.
+* **Cheap edges.** The edge projection is linear, so ``W (x_j - x_i) = (W x)_j - (W x)_i``: points are projected
+  once and only the projections (plus one attention scalar per head) are gathered; the (B, P, k, C) gather is
+  the only per-edge tensor of a GAP block.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import numpy as np
+from keras import ops
+
+from ucluster.config import ModelConfig
+
+PACKAGE = "ucluster"
+# Attention logit of excluded neighbours: exp(-1e9 - max) is exactly 0 in float32, and unlike -inf it cannot
+# produce NaN (inf - inf) in a row that had no valid neighbour at all (only possible for padded points).
+_EXCLUDED_LOGIT = -1.0e9
+# Distance given to padded candidates so that they are chosen only after every real particle.
+_FAR = 1.0e30
+
+
+def _batch_gather(x: Any, idx: Any) -> Any:
+    """``x[b, idx[b, i, j]]`` for x (B, P, C) and idx (B, P, k) -> (B, P, k, C), via one flat ``take``."""
+    batch, n_points = ops.shape(x)[0], ops.shape(x)[1]
+    channels = x.shape[-1]
+    k = idx.shape[-1]
+    offsets = ops.reshape(ops.arange(batch, dtype="int32") * n_points, (-1, 1, 1))
+    flat_idx = ops.reshape(idx + offsets, (-1,))
+    flat_x = ops.reshape(x, (-1, channels))
+    return ops.reshape(ops.take(flat_x, flat_idx, axis=0), (batch, n_points, k, channels))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ZeroPadding(keras.layers.Layer):
+    """Replace padded slots by zeros with ``where`` (not a product), so even NaN/inf garbage there cannot leak."""
+
+    def call(self, inputs: list[Any]) -> Any:
+        x, point_mask = inputs
+        return ops.where(ops.expand_dims(point_mask > 0.5, -1), x, ops.zeros_like(x))
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class KNNGraph(keras.layers.Layer):
+    """k nearest neighbours of every point (itself included) among the real particles of its jet.
+
+    Inputs ``[x (B, P, C), mask (B, P)]``. With ``n_coords`` set, distances use the first ``n_coords`` channels
+    (the (Δη, Δφ) graph, computed from exact differences); otherwise all channels (the dynamic graph in feature
+    space, from dot products, with the gradient stopped since only the integer neighbour indices are used).
+
+    Returns ``[idx (B, P, k) int32, valid (B, P, k) float32]``. The point itself is always the first neighbour.
+    Padded candidates come after all real ones; when a jet has fewer than k real particles, the padded slots get
+    ``valid = 0`` and their index is replaced by the point's own index, so that a gather there repeats the point
+    itself (harmless for a max) instead of reading a padded slot. ``k`` is capped at P.
+    """
+
+    def __init__(self, k: int, n_coords: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.k = int(k)
+        self.n_coords = None if n_coords is None else int(n_coords)
+
+    def call(self, inputs: list[Any]) -> list[Any]:
+        x, point_mask = inputs
+        x = ops.stop_gradient(x)
+        n_points = ops.shape(x)[1]
+        k = min(self.k, x.shape[1]) if x.shape[1] is not None else self.k
+        if self.n_coords is not None:
+            c = x[..., : self.n_coords]
+            diff = ops.expand_dims(c, 2) - ops.expand_dims(c, 1)  # (B, P, P, n_coords): small, exact
+            dist = ops.sum(ops.square(diff), axis=-1)
+        else:
+            sq = ops.sum(ops.square(x), axis=-1)
+            dist = ops.expand_dims(sq, 2) + ops.expand_dims(sq, 1) - 2.0 * ops.matmul(x, ops.transpose(x, (0, 2, 1)))
+            dist = ops.maximum(dist, 0.0)
+        real = point_mask > 0.5
+        dist = ops.where(ops.expand_dims(real, 1), dist, ops.full_like(dist, _FAR))
+        eye = ops.expand_dims(ops.eye(n_points, dtype="bool"), 0)
+        dist = ops.where(eye, ops.full_like(dist, -1.0), dist)  # self first, whatever rounding does
+        _, idx = ops.top_k(-dist, k=k, sorted=True)
+        idx = ops.cast(idx, "int32")
+        valid = ops.squeeze(_batch_gather(ops.expand_dims(ops.cast(real, x.dtype), -1), idx), -1)
+        self_idx = ops.broadcast_to(ops.reshape(ops.arange(n_points, dtype="int32"), (1, -1, 1)), ops.shape(idx))
+        idx = ops.where(valid > 0.5, idx, self_idx)
+        return [idx, valid]
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> list[tuple]:
+        b, p = input_shape[0][0], input_shape[0][1]
+        k = min(self.k, p) if p is not None else self.k
+        return [(b, p, k), (b, p, k)]
+
+    def compute_output_spec(self, inputs: list[Any]) -> list[Any]:
+        s0, s1 = self.compute_output_shape([inputs[0].shape, inputs[1].shape])
+        return [keras.KerasTensor(s0, dtype="int32"), keras.KerasTensor(s1, dtype=self.compute_dtype)]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "k": self.k, "n_coords": self.n_coords}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class GAPLayer(keras.layers.Layer):
+    """Graph attention pooling (GAPNet / ABCnet) with ``heads`` heads of ``channels`` channels each.
+
+    Inputs ``[x (B, P, F), idx (B, P, k), valid (B, P, k), mask (B, P)]``. For each head h, with the linear edge
+    projection u = W_h x (no bias, so that ``W_h (x_j - x_i) = u_j - u_i``):
+
+    * logits ``l_ij = leaky_relu(s_h·x_i + n_h·(u_j - u_i))`` (self term + neighbour term), excluded neighbours
+      set to -1e9 before the softmax over the k neighbours, then optional dropout on the coefficients;
+    * attention output ``Σ_j a_ij (u_j - u_i) + b_h``, then ReLU; heads are concatenated -> (B, P, heads·channels);
+    * locals ``max_j (u_j - u_i)`` over the valid neighbours (the point itself included), heads concatenated
+      -> (B, P, heads·channels), as in GAPNet's multi-head concat (kept per head: cheap and more informative than
+      a max across heads).
+
+    The original's two stacked linear 1×1 convolutions for the self term (point projection, then a 1-channel
+    projection) compose to one linear map, so one (F, heads) kernel is used.
+    """
+
+    def __init__(
+        self, channels: int, heads: int = 1, attention_dropout: float = 0.0, negative_slope: float = 0.2,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.channels = int(channels)
+        self.heads = int(heads)
+        self.attention_dropout = float(attention_dropout)
+        self.negative_slope = float(negative_slope)
+        self.dropout = keras.layers.Dropout(self.attention_dropout) if self.attention_dropout > 0 else None
+
+    def build(self, input_shape: list[tuple]) -> None:
+        n_in = input_shape[0][-1]
+        hc = self.heads * self.channels
+        self.edge_kernel = self.add_weight(name="edge_kernel", shape=(n_in, hc), initializer="glorot_uniform")
+        self.self_attention = self.add_weight(
+            name="self_attention", shape=(n_in, self.heads), initializer="glorot_uniform"
+        )
+        self.neighbour_attention = self.add_weight(
+            name="neighbour_attention", shape=(self.channels, self.heads), initializer="glorot_uniform"
+        )
+        self.bias = self.add_weight(name="bias", shape=(hc,), initializer="zeros")
+        if self.dropout is not None:
+            self.dropout.build(None)
+
+    def call(self, inputs: list[Any], training: bool | None = None) -> list[Any]:
+        x, idx, valid, point_mask = inputs
+        h, c = self.heads, self.channels
+        batch, n_points = ops.shape(x)[0], ops.shape(x)[1]
+        k = idx.shape[-1]
+        u = ops.matmul(x, self.edge_kernel)  # (B, P, H*C)
+        # Neighbour attention term per head: n_h·u_h, one scalar per point and head, gathered with u.
+        v = ops.einsum("bphc,ch->bph", ops.reshape(u, (batch, n_points, h, c)), self.neighbour_attention)
+        gathered = _batch_gather(ops.concatenate([u, v], axis=-1), idx)  # (B, P, k, H*C + H)
+        g_u, g_v = gathered[..., : h * c], gathered[..., h * c :]
+
+        s = ops.matmul(x, self.self_attention)  # (B, P, H)
+        logits = ops.leaky_relu(ops.expand_dims(s - v, 2) + g_v, negative_slope=self.negative_slope)
+        logits = ops.where(ops.expand_dims(valid > 0.5, -1), logits, ops.full_like(logits, _EXCLUDED_LOGIT))
+        coef = ops.softmax(logits, axis=2)  # (B, P, k, H)
+        if self.dropout is not None:
+            coef = self.dropout(coef, training=training)
+        weighted = ops.einsum("bpkh,bpkhc->bphc", coef, ops.reshape(g_u, (batch, n_points, k, h, c)))
+        u_heads = ops.reshape(u, (batch, n_points, h, c))
+        # Σ_j a_ij (u_j - u_i) = Σ_j a_ij u_j - (Σ_j a_ij) u_i; the sum is 1 unless dropout removed some.
+        attn = weighted - ops.expand_dims(ops.sum(coef, axis=2), -1) * u_heads
+        attn = ops.relu(ops.reshape(attn, (batch, n_points, h * c)) + self.bias)
+        # Invalid slots hold the point itself (see KNNGraph), so a plain max is the max over valid neighbours.
+        local = ops.max(g_u, axis=2) - u
+        m = ops.expand_dims(ops.cast(point_mask, attn.dtype), -1)
+        return [attn * m, local * m]
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> list[tuple]:
+        b, p = input_shape[0][0], input_shape[0][1]
+        shape = (b, p, self.heads * self.channels)
+        return [shape, shape]
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            **super().get_config(), "channels": self.channels, "heads": self.heads,
+            "attention_dropout": self.attention_dropout, "negative_slope": self.negative_slope,
+        }
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PointwiseDense(keras.layers.Layer):
+    """1×1 "convolution": Dense -> LayerNormalization (per point) -> ReLU, then padded points set to zero."""
+
+    def __init__(self, units: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.units = int(units)
+        self.dense = keras.layers.Dense(self.units, use_bias=False, name="dense")
+        self.norm = keras.layers.LayerNormalization(epsilon=1e-5, name="norm")
+
+    def build(self, input_shape: list[tuple]) -> None:
+        self.dense.build(input_shape[0])
+        self.norm.build((*input_shape[0][:-1], self.units))
+
+    def call(self, inputs: list[Any]) -> Any:
+        x, point_mask = inputs
+        y = ops.relu(self.norm(self.dense(x)))
+        return y * ops.expand_dims(ops.cast(point_mask, y.dtype), -1)
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return (*input_shape[0][:-1], self.units)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "units": self.units}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedMaxPool(keras.layers.Layer):
+    """Max over the real particles of each jet: (B, P, C), (B, P) -> (B, C)."""
+
+    def call(self, inputs: list[Any]) -> Any:
+        x, point_mask = inputs
+        real = ops.expand_dims(point_mask > 0.5, -1)
+        return ops.max(ops.where(real, x, ops.full_like(x, -_FAR)), axis=1)
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return (input_shape[0][0], input_shape[0][-1])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class ClusteringLayer(keras.layers.Layer):
+    """Deep k-means centroids μ (trainable weight "centroids", n_clusters × latent) -> ‖z − μ_k‖², (B, K)."""
+
+    def __init__(self, n_clusters: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.n_clusters = int(n_clusters)
+
+    def build(self, input_shape: tuple) -> None:
+        self.centroids = self.add_weight(
+            name="centroids", shape=(self.n_clusters, input_shape[-1]),
+            initializer=keras.initializers.RandomNormal(stddev=1.0),
+        )
+
+    def call(self, z: Any) -> Any:
+        diff = ops.expand_dims(z, 1) - ops.expand_dims(ops.cast(self.centroids, z.dtype), 0)  # (B, K, D)
+        return ops.sum(ops.square(diff), axis=-1)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0], self.n_clusters)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "n_clusters": self.n_clusters}
+
+
+def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_classes: int) -> keras.Model:
+    """ABCnet + classification head + clustering layer as a functional model.
+
+    Inputs ``{"features": (B, P, F), "mask": (B, P)}`` (features[..., 0:2] = Δη, Δφ; real particles first);
+    outputs ``{"logits": (B, n_classes), "latent": (B, latent_dim), "distances": (B, n_clusters)}``.
+    ``n_particles`` may be None (any P; k is then not capped at P, so P must be >= k).
+
+    Second point-wise stage: ``cfg.point_channels`` is used for both point-wise stages (after GAP block 1 and
+    after GAP block 2), since ModelConfig has one list. The original's "global jet features" branch is absent:
+    the inputs carry no per-jet features.
+    """
+    if n_features < 2:
+        raise ValueError("n_features must be >= 2: features[..., 0:2] are the (Δη, Δφ) graph coordinates")
+    features_in = keras.Input(shape=(n_particles, n_features), name="features")
+    mask_in = keras.Input(shape=(n_particles,), name="mask")
+
+    x0 = ZeroPadding(name="zero_padding")([features_in, mask_in])
+    idx1, valid1 = KNNGraph(cfg.k, n_coords=2, name="knn_coords")([x0, mask_in])
+    attn1, local1 = GAPLayer(cfg.gap1_channels, 1, cfg.attention_dropout, name="gap1")([x0, idx1, valid1, mask_in])
+
+    h = keras.layers.Concatenate(name="block1_concat")([x0, attn1])
+    stage1 = []
+    for i, units in enumerate(cfg.point_channels):
+        h = PointwiseDense(units, name=f"point1_{i}")([h, mask_in])
+        stage1.append(h)
+
+    idx2, valid2 = KNNGraph(cfg.k, name="knn_features")([h, mask_in])
+    attn2, local2 = GAPLayer(cfg.gap2_channels, cfg.gap2_heads, cfg.attention_dropout, name="gap2")(
+        [h, idx2, valid2, mask_in]
+    )
+    h = attn2
+    stage2 = []
+    for i, units in enumerate(cfg.point_channels):
+        h = PointwiseDense(units, name=f"point2_{i}")([h, mask_in])
+        stage2.append(h)
+
+    all_points = keras.layers.Concatenate(name="all_points")([attn1, local1, *stage1, attn2, local2, *stage2])
+    per_point = PointwiseDense(cfg.latent_dim, name="latent_points")([all_points, mask_in])
+    latent = MaskedMaxPool(name="latent")([per_point, mask_in])
+
+    y = latent
+    for i, units in enumerate(cfg.head_units):
+        y = keras.layers.Dense(units, use_bias=False, name=f"head_dense_{i}")(y)
+        y = keras.layers.LayerNormalization(epsilon=1e-5, name=f"head_norm_{i}")(y)
+        y = keras.layers.Activation("relu", name=f"head_relu_{i}")(y)
+        if cfg.dropout > 0:
+            y = keras.layers.Dropout(cfg.dropout, name=f"head_dropout_{i}")(y)
+    logits = keras.layers.Dense(n_classes, name="logits")(y)
+    distances = ClusteringLayer(cfg.n_clusters, name="clustering")(latent)
+
+    return keras.Model(
+        inputs={"features": features_in, "mask": mask_in},
+        outputs={"logits": logits, "latent": latent, "distances": distances},
+        name="ucluster_abcnet",
+    )
+
+
+def _clustering_layer(model: keras.Model) -> ClusteringLayer:
+    layer = model.get_layer("clustering")
+    if not isinstance(layer, ClusteringLayer):
+        raise TypeError(f"layer 'clustering' is a {type(layer).__name__}, not a ClusteringLayer")
+    return layer
+
+
+def set_centroids(model: keras.Model, centroids: np.ndarray) -> None:
+    """Overwrite the centroids (e.g. with KMeans centres after pretraining); shape must be (n_clusters, latent)."""
+    layer = _clustering_layer(model)
+    centroids = np.asarray(centroids, dtype=layer.centroids.dtype)
+    if tuple(centroids.shape) != tuple(layer.centroids.shape):
+        raise ValueError(f"centroids of shape {centroids.shape}, expected {tuple(layer.centroids.shape)}")
+    layer.centroids.assign(centroids)
+
+
+def get_centroids(model: keras.Model) -> np.ndarray:
+    """Current centroids as a numpy array (n_clusters, latent)."""
+    return np.array(ops.convert_to_numpy(_clustering_layer(model).centroids))
+
+
+def latent_model(model: keras.Model) -> keras.Model:
+    """A model sharing the weights that returns only the latent (for the KMeans initialisation pass)."""
+    return keras.Model(inputs=model.input, outputs=model.get_layer("latent").output, name="ucluster_latent")
