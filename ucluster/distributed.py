@@ -56,7 +56,7 @@ class HorovodRunner:
         if self.np < 0:
             from horovod.runner import run as horovod_run
 
-            results = horovod_run(main, kwargs=kwargs, np=-self.np, hosts=f"localhost:{-self.np}", use_gloo=True,
+            results = horovod_run(main, kwargs=kwargs, num_proc=-self.np, hosts=f"localhost:{-self.np}", use_gloo=True,
                                   start_timeout=self.start_timeout, verbose=0)
         else:
             import horovod.spark

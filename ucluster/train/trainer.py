@@ -420,8 +420,8 @@ def train(cfg: Config, spark=None) -> dict:
     """Validate on the driver, then run :func:`train_worker` on ``|run.np|`` Horovod workers."""
     from ucluster.distributed import HorovodRunner
 
-    preflight(cfg, abs(cfg.run.np))
-    Path(cfg.run.output_dir).mkdir(parents=True, exist_ok=True)
     runner = HorovodRunner(np=cfg.run.np, spark=spark)
     runner.check_slots()
+    preflight(cfg, runner.num_workers)
+    Path(cfg.run.output_dir).mkdir(parents=True, exist_ok=True)
     return runner.run(train_worker, config=cfg.to_dict())

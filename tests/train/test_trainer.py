@@ -1,0 +1,128 @@
+"""Tiny end-to-end trainings with real Horovod processes and a real MLflow store in a temp dir."""
+
+from __future__ import annotations
+
+import dataclasses
+import shutil
+
+import numpy as np
+import pyarrow.parquet as pq
+import pytest
+from mlflow.tracking import MlflowClient
+
+from jobs import train as train_job
+from ucluster.config import ConfigError, load_config
+from ucluster.data import schema as S
+from ucluster.distributed import LaunchError
+from ucluster.tracking import tracking_uri
+from ucluster.train import schedule
+from ucluster.train.trainer import TrainingError, train
+
+
+@pytest.fixture(autouse=True)
+def _local_store(monkeypatch):
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+
+
+def _client(cfg) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri(cfg.run.output_dir))
+
+
+def _history(client, run_id, key):
+    return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
+
+
+def test_tiny_run_logs_params_metrics_artifacts_and_model(tiny_config):
+    import keras
+
+    result = train(tiny_config)
+    client = _client(tiny_config)
+    run = client.get_run(result["run_id"])
+    assert run.info.status == "FINISHED"
+    params = run.data.params
+    assert params["train.lr"] == "0.001" and params["model.k"] == "6" and params["n_workers"] == "1"
+    assert params["data.feature_names"].startswith("deta,dphi")
+    epochs = tiny_config.train.epochs
+    assert [s for s, _ in _history(client, run.info.run_id, "loss")] == list(range(epochs))
+    lr = _history(client, run.info.run_id, "lr")
+    alpha = _history(client, run.info.run_id, "alpha")
+    for epoch in range(epochs):
+        assert lr[epoch][1] == pytest.approx(schedule.learning_rate(tiny_config.train, epoch, 1))
+        assert alpha[epoch][1] == pytest.approx(schedule.alpha(tiny_config.train, epoch))
+    # clustering metrics exist from the first clustering epoch on
+    assert [s for s, _ in _history(client, run.info.run_id, "test_cluster_acc")] == list(range(1, epochs))
+    for key in ("test_nmi", "test_ari", "test_class_acc", "jets_per_s", "focal_loss", "cluster_loss"):
+        assert _history(client, run.info.run_id, key), key
+    acc = run.data.metrics["final_test_cluster_acc"]
+    assert 1 / 3 <= acc <= 1 and acc == pytest.approx(result["test_cluster_acc"])
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert {"config.yaml", "centroids.npy", "confusion_matrix.png", "jet_mass_per_cluster.png",
+            "jet_pt_per_cluster.png", "model"} <= artifacts
+    from ucluster.model import get_centroids  # registers the custom layers for loading
+
+    local = client.download_artifacts(run.info.run_id, "model/model.keras")
+    model = keras.saving.load_model(local)
+    centroids = np.load(client.download_artifacts(run.info.run_id, "centroids.npy"))
+    assert centroids.shape == (3, tiny_config.model.latent_dim)
+    np.testing.assert_allclose(get_centroids(model), centroids)
+
+
+def test_resume_continues_the_same_run_and_reaches_the_same_result(tiny_config, tmp_path):
+    base = dataclasses.replace(tiny_config, run=dataclasses.replace(tiny_config.run, deterministic=True))
+    straight = dataclasses.replace(base, run=dataclasses.replace(base.run, output_dir=str(tmp_path / "a")))
+    full = train(straight)
+
+    first = dataclasses.replace(base, run=dataclasses.replace(base.run, output_dir=str(tmp_path / "b")),
+                                train=dataclasses.replace(base.train, epochs=2))
+    part = train(first)
+    again = dataclasses.replace(first, train=base.train, run=dataclasses.replace(first.run, resume=True))
+    resumed = train(again)
+    assert resumed["run_id"] == part["run_id"]
+    for key in ("loss", "test_cluster_acc", "test_nmi", "test_ari", "test_class_acc"):
+        assert resumed[key] == pytest.approx(full[key], rel=1e-4, abs=1e-5), key
+    client = _client(again)
+    assert [s for s, _ in _history(client, resumed["run_id"], "loss")] == [0, 1, 2]
+    np.testing.assert_allclose(_history(client, resumed["run_id"], "loss"),
+                               _history(_client(straight), full["run_id"], "loss"), rtol=1e-4)
+
+
+def test_two_workers_scale_the_learning_rate(tiny_config):
+    cfg = dataclasses.replace(tiny_config, run=dataclasses.replace(tiny_config.run, np=-2),
+                              train=dataclasses.replace(tiny_config.train, epochs=2))
+    result = train(cfg)
+    client = _client(cfg)
+    run = client.get_run(result["run_id"])
+    assert run.data.params["n_workers"] == "2" and run.data.params["global_batch"] == "64"
+    lr = _history(client, result["run_id"], "lr")
+    assert lr[0][1] == pytest.approx(2 * tiny_config.train.lr)
+    assert 0 < result["test_cluster_acc"] <= 1
+
+
+def test_bad_inputs_fail_before_training(tiny_config, tmp_path, capsys):
+    missing = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, path=str(tmp_path / "no")))
+    with pytest.raises(S.DatasetError, match="dataset not found"):
+        train(missing)
+    # a dataset without a needed column
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_config.data.path, broken)
+    for path in broken.rglob("*.parquet"):
+        pq.write_table(pq.read_table(path).drop_columns(["n_particles"]), path)
+    cfg = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, path=str(broken)))
+    with pytest.raises(TrainingError, match=r"lacks column\(s\) \['n_particles'\]"):
+        train(cfg)
+    too_many = dataclasses.replace(tiny_config, run=dataclasses.replace(tiny_config.run, np=-64))
+    with pytest.raises(LaunchError, match="64 local processes"):
+        train(too_many)
+    big_batch = dataclasses.replace(tiny_config, train=dataclasses.replace(tiny_config.train, batch_size=100000))
+    with pytest.raises(TrainingError, match="fewer than one batch per worker"):
+        train(big_batch)
+    with pytest.raises(ConfigError, match=r"unknown field 'train.epoch' \(did you mean 'epochs'\?\)"):
+        load_config(None, {"train.epoch": 3})
+    with pytest.raises(TrainingError, match="no checkpoint"):
+        train(dataclasses.replace(tiny_config, run=dataclasses.replace(tiny_config.run, resume=True)))
+    # the CLI turns each into one line on stderr and exit status 2
+    assert train_job.main(["--data", str(tmp_path / "no"), "--train.batch_size", "x"]) == 2
+    assert capsys.readouterr().err.strip() == "error: --train.batch_size: field 'train.batch_size': expected int, got 'x'"
+    assert train_job.main(["--data", str(broken)]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("error:") and "lacks column" in err and "\n" not in err
