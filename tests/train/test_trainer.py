@@ -122,7 +122,8 @@ def test_bad_inputs_fail_before_training(tiny_config, tmp_path, capsys):
         train(dataclasses.replace(tiny_config, run=dataclasses.replace(tiny_config.run, resume=True)))
     # the CLI turns each into one line on stderr and exit status 2
     assert train_job.main(["--data", str(tmp_path / "no"), "--train.batch_size", "x"]) == 2
-    assert capsys.readouterr().err.strip() == "error: --train.batch_size: field 'train.batch_size': expected int, got 'x'"
+    expected = "error: --train.batch_size: field 'train.batch_size': expected int, got 'x'"
+    assert capsys.readouterr().err.strip() == expected
     assert train_job.main(["--data", str(broken)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "lacks column" in err and "\n" not in err
