@@ -24,7 +24,7 @@ import pyarrow.parquet as pq
 from conversion.features import compute_features, feature_plan
 from conversion.hls4ml_reader import ConversionError, FileInfo, inspect_file, read_rows, resolve_inputs, truth_labels
 from ucluster import hls4ml
-from ucluster.atomic import OutputExistsError, atomic_directory, atomic_write_bytes
+from ucluster.atomic import OutputExistsError, atomic_directory
 from ucluster.data import schema as S
 
 DEFAULT_FRACTIONS = {"train": 0.8, "test": 0.1, "val": 0.1}
@@ -95,7 +95,8 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
     try:
         _, needed = feature_plan(list(task.info.particle_names))
         cols = read_rows(task.info, task.start, task.stop, needed)
-        features, n_particles = compute_features(cols["constituents"], needed, meta.feature_names, meta.n_particles)
+        features, n_particles = compute_features(cols["constituents"], list(task.info.particle_names),
+                                                 meta.feature_names, meta.n_particles)
         rows = np.arange(task.start, task.stop, dtype=np.int64)
         source = os.path.basename(task.info.path)
         keys = jet_keys(source, rows)
@@ -103,7 +104,6 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
         labels = truth_labels(cols)
         schema = S.arrow_schema(meta)
         counts: dict[str, dict[str, int]] = {}
-        flat = features.reshape(len(rows), -1)
         for si, split in enumerate(S.SPLITS):
             sel = np.flatnonzero(split_idx == si)
             if sel.size == 0:
@@ -111,7 +111,7 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
             table = pa.table(
                 {
                     S.JET_KEY: keys[sel],
-                    S.FEATURES: pa.FixedSizeListArray.from_arrays(pa.array(flat[sel].ravel()), flat.shape[1]),
+                    S.FEATURES: S.encode_features(features[sel]),
                     S.N_PARTICLES: n_particles[sel],
                     S.LABEL: labels[sel],
                     S.JET_PT: cols[hls4ml.JET_PT][sel],
@@ -125,10 +125,9 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
             part_dir = Path(out_dir) / f"split={split}"
             part_dir.mkdir(parents=True, exist_ok=True)
             name = f"part-{task.file_index:05d}-{task.chunk_index:05d}.parquet"
-            sink = pa.BufferOutputStream()
-            pq.write_table(table, sink, row_group_size=row_group_size, compression=compression,
+            # No per-file atomic write needed: the whole output directory is renamed into place at the end.
+            pq.write_table(table, part_dir / name, row_group_size=row_group_size, compression=compression,
                            use_dictionary=[S.SOURCE_FILE], write_statistics=[S.JET_MASS, S.JET_PT, S.LABEL])
-            atomic_write_bytes(part_dir / name, sink.getvalue().to_pybytes())
             names = meta.class_names
             counts[split] = {(names[k] if k >= 0 else "undefined"): int(v)
                              for k, v in sorted(Counter(labels[sel].tolist()).items())}
@@ -147,7 +146,7 @@ def convert(
     max_particles: int | None = None,
     rows_per_task: int = 16384,
     row_group_size: int = 4096,
-    compression: str = "zstd",
+    compression: str = "snappy",
     overwrite: bool = False,
     progress: bool = True,
 ) -> ConversionSummary:

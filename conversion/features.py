@@ -50,12 +50,12 @@ def compute_features(
 ) -> tuple[np.ndarray, np.ndarray]:
     """Return (features (N, P, F) float32, n_particles (N,) int16) for ``feature_names`` from :func:`feature_plan`.
 
-    Real particles are those with pT > 0; they are moved to the front (stable, so the file's pT order is
-    kept) and the first ``max_particles`` are used.
+    ``constituents`` is the file's (N, P_file, len(particle_names)) block. Real particles are those with
+    pT > 0; they are moved to the front (stable, so the file's pT order is kept) and the first
+    ``max_particles`` are used.
     """
     col = {name: i for i, name in enumerate(particle_names)}
-    pt = constituents[:, :, col["j1_pt"]]
-    real = pt > 0
+    real = constituents[:, :, col["j1_pt"]] > 0
     if not np.all(real[:, :-1] | ~real[:, 1:]):  # padding not only at the end: compact real particles first
         order = np.argsort(~real, axis=1, kind="stable")
         constituents = np.take_along_axis(constituents, order[:, :, None], axis=1)
@@ -63,17 +63,33 @@ def compute_features(
     constituents = constituents[:, :max_particles]
     real = real[:, :max_particles]
     n, p = real.shape
-    out = np.zeros((n, p, len(feature_names)), dtype=np.float32)
+    out = np.empty((n, p, len(feature_names)), dtype=np.float32)
+    for start in range(0, n, _BLOCK):  # blocks that stay in cache across the per-feature passes
+        block = slice(start, start + _BLOCK)
+        _fill(out[block], constituents[block], real[block], col, feature_names)
+    return out, real.sum(axis=1).astype(np.int16)
+
+
+_BLOCK = 512
+_TINY = np.float32(np.finfo(np.float32).tiny)
+
+
+def _fill(out: np.ndarray, constituents: np.ndarray, real: np.ndarray, col: dict[str, int],
+          feature_names: list[str]) -> None:
     transforms = {name: (column, is_log) for name, column, is_log in BASE_FEATURES + OPTIONAL_FEATURES}
     pid_sets = dict(PID_FEATURES)
+    realf = real.astype(np.float32)
     for j, name in enumerate(feature_names):
         if name in transforms:
             column, is_log = transforms[name]
             values = constituents[:, :, col[column]]
-            if is_log:
-                values = np.log(np.where(real & (values > 0), values, 1.0))
-            out[:, :, j] = np.where(real, values, 0.0)
+            if is_log:  # log of real particles only; padded slots become log(1) = 0, never log(0)
+                tmp = np.maximum(values, _TINY)
+                tmp *= realf
+                tmp += 1.0 - realf
+                np.log(tmp, out=out[:, :, j])
+            else:
+                np.multiply(values, realf, out=out[:, :, j])
         else:
             pid = np.abs(np.rint(constituents[:, :, col[PID_COLUMN]])).astype(np.int64)
             out[:, :, j] = real & np.isin(pid, pid_sets[name])
-    return out, real.sum(axis=1).astype(np.int16)

@@ -9,7 +9,6 @@ from __future__ import annotations
 import glob
 import os
 from dataclasses import dataclass
-from pathlib import Path
 
 import h5py
 import numpy as np
@@ -119,22 +118,24 @@ def _first_line(exc: BaseException) -> str:
 
 
 def read_rows(info: FileInfo, start: int, stop: int, particle_columns: list[str]) -> dict[str, np.ndarray]:
-    """Read rows [start, stop) of the columns needed; fail naming the file and rows on NaN/inf or I/O errors."""
-    pcol = [info.particle_names.index(c) for c in particle_columns]
+    """Read rows [start, stop) (one contiguous slab; h5py fancy indexing is slow) and check the columns
+    used for NaN/inf, failing with the file and row. ``constituents`` keeps the file's column order."""
     jcol = {c: info.jet_names.index(c) for c in (hls4ml.JET_PT, hls4ml.JET_ETA, hls4ml.JET_MASS,
                                                    *hls4ml.CLASS_COLUMNS)}
-    where = f"{info.path} rows {start}-{stop - 1}"
     try:
         with h5py.File(info.path, "r") as f:
-            # One contiguous slab read, then a column selection in memory (fancy indexing in h5py is slow).
-            cons = f[hls4ml.CONSTITUENTS][start:stop][:, :, pcol].astype(np.float32, copy=False)
-            jets = f[hls4ml.JETS][start:stop].astype(np.float32, copy=False)
+            cons = f[hls4ml.CONSTITUENTS][start:stop]
+            jets = f[hls4ml.JETS][start:stop]
     except (OSError, KeyError, ValueError) as exc:
+        where = f"{info.path} rows {start}-{stop - 1}"
         raise ConversionError(f"{where}: read failed ({_first_line(exc)}); truncated or corrupt?") from None
-    if not np.isfinite(cons).all():
-        bad = int(np.argwhere(~np.isfinite(cons))[0][0]) + start
-        raise ConversionError(f"{info.path}: NaN/inf in '{hls4ml.CONSTITUENTS}' at row {bad}")
-    jet_cols = {name: jets[:, i] for name, i in jcol.items()}
+    cons = cons.astype(np.float32, copy=False)
+    for name in particle_columns:
+        values = cons[:, :, info.particle_names.index(name)]
+        if not np.isfinite(values).all():
+            bad = int(np.argwhere(~np.isfinite(values))[0][0]) + start
+            raise ConversionError(f"{info.path}: NaN/inf in '{hls4ml.CONSTITUENTS}' feature '{name}' at row {bad}")
+    jet_cols = {name: jets[:, i].astype(np.float32) for name, i in jcol.items()}
     for name, values in jet_cols.items():
         if not np.isfinite(values).all():
             bad = int(np.argwhere(~np.isfinite(values))[0][0]) + start

@@ -26,7 +26,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--max-particles", type=int, default=None, help="keep the leading N particles (default: all)")
     p.add_argument("--rows-per-task", type=int, default=16384, help="jets per Spark task")
     p.add_argument("--row-group-size", type=int, default=4096, help="jets per Parquet row group")
-    p.add_argument("--compression", default="zstd", choices=["zstd", "snappy", "lz4", "gzip", "none"])
+    p.add_argument("--compression", default="snappy", choices=["zstd", "snappy", "lz4", "gzip", "none"])
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--local", action="store_true", help="run in this process without Spark")
     p.add_argument("--master", default=None, help="Spark master (default: spark-submit's or local[*])")

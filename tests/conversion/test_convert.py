@@ -67,7 +67,7 @@ def test_features_match_independent_computation_from_four_vectors(jet_dataset, p
                 "log_ptrel": np.log(pt / jpt), "log_erel": np.log(p4[:, 3] / jet[3]),
                 "delta_r": np.hypot(deta, dphi), "costheta_rel": cos_rel,
             }
-            feats = np.asarray(row["features"], dtype=np.float64).reshape(meta.n_particles, meta.n_features)
+            feats = np.frombuffer(row["features"], "<f4").astype(np.float64).reshape(meta.n_particles, -1)
             n = int(row["n_particles"])
             assert n == real.sum()
             for j, name in enumerate(meta.feature_names):
@@ -87,7 +87,7 @@ def test_dataset_metadata_labels_and_finiteness(jet_dataset):
     df = _read(jet_dataset)
     assert len(df) == 600 and df["jet_key"].is_unique
     assert set(df["label"]) == {2, 3, 4}  # w, z, t
-    feats = np.stack(df["features"].to_numpy())
+    feats = np.stack([np.frombuffer(v, "<f4") for v in df["features"]])
     assert np.isfinite(feats).all()
     one_file = pq.read_schema(S.split_files(jet_dataset, "train")[0])
     assert S.DatasetMeta.from_json(one_file.metadata[S.META_KEY].decode()).feature_names == meta.feature_names
@@ -137,7 +137,7 @@ def test_other_particle_counts_and_pdgid(pythia_h5_dir, tmp_path):
     assert meta.feature_names[-5:] == ["is_electron", "is_muon", "is_photon", "is_charged_hadron",
                                        "is_neutral_hadron"]
     df = _read(tmp_path / "out")
-    feats = np.stack(df["features"].to_numpy()).reshape(len(df), 30, -1)
+    feats = np.stack([np.frombuffer(v, "<f4") for v in df["features"]]).reshape(len(df), 30, -1)
     n = df["n_particles"].to_numpy()
     real = np.arange(30)[None, :] < n[:, None]
     charged, photon = feats[:, :, -2], feats[:, :, -3]
@@ -193,7 +193,7 @@ BAD_INPUTS = {
     "wrong_rank": "rank 2, expected 3",
     "names_mismatch": "features but 'particleFeatureNames' names",
     "n_mismatch": "jets in 'jetConstituentList' but",
-    "nan": "NaN/inf in 'jetConstituentList' at row 150",
+    "nan": "NaN/inf in 'jetConstituentList' feature 'j1_pt' at row 150",
     "inf_jet": "NaN/inf in jet feature 'j_pt' at row 7",
     "no_jets": "holds no jets",
     "truncated": "truncated or corrupt",
@@ -244,4 +244,7 @@ def test_spark_round_trip_matches_local_conversion(spark, pythia_h5_dir, jet_dat
     by_split = {r["split"]: r["count"] for r in df.groupBy("split").count().collect()}
     assert by_split == {s: sum(c.values()) for s, c in summary.counts.items()}
     row = df.filter(df.split == "train").select("features", "n_particles").first()
-    assert len(row["features"]) == 100 * len(S.read_meta(out).feature_names)
+    meta = S.read_meta(out)
+    assert len(row["features"]) == 100 * meta.n_features * 4  # float32 bytes
+    feats = np.frombuffer(row["features"], "<f4").reshape(100, meta.n_features)
+    assert np.all(feats[row["n_particles"]:] == 0) and np.all(feats[: row["n_particles"], 2] != 0)

@@ -107,7 +107,7 @@ class JetStream:
         pt = table.column(S.JET_PT).to_numpy()
         sel = np.flatnonzero(self._select(label, mass, pt))
         p, f, pk = self.meta.n_particles, self.meta.n_features, self.cfg.data.max_particles
-        feats = table.column(S.FEATURES).combine_chunks().flatten().to_numpy().reshape(-1, p, f)
+        feats = S.decode_features(table.column(S.FEATURES), p, f)
         feats = np.ascontiguousarray(feats[sel, :pk])
         n = np.minimum(table.column(S.N_PARTICLES).to_numpy()[sel], pk)
         return self._targets({
