@@ -88,11 +88,13 @@ class RunConfig:
     output_dir: str = "runs/train"
     experiment: str = "ucluster"
     run_name: str = ""
+    parent_run_id: str = ""  # MLflow run this run is nested under (set by jobs/tune.py for its trials)
     tracking_uri: str = ""  # empty: $MLFLOW_TRACKING_URI, else sqlite under output_dir
     np: int = -1  # HorovodRunner meaning: < 0 local processes, > 0 Spark tasks
     resume: bool = False
     progress: bool = True
     deterministic: bool = False  # TensorFlow deterministic ops (bit-reproducible resumes; a little slower)
+    threads_per_worker: int = 0  # TensorFlow intra-op threads per worker; 0 = this host's cores / local workers
 
 
 @dataclass

@@ -64,6 +64,13 @@ def preflight(cfg: Config, n_workers: int) -> dict:
         raise TrainingError(
             f"{cfg.data.path}: {counts['train']} training jets pass the selection, fewer than one batch per worker "
             f"({cfg.train.batch_size} x {n_workers}); lower train.batch_size or add data")
+    if n_workers > 1:  # workers own whole row groups: each shard must still hold a batch
+        shard_rows = [JetStream(cfg, "train", r, n_workers, meta).selected_rows() for r in range(n_workers)]
+        if min(shard_rows) < cfg.train.batch_size:
+            raise TrainingError(
+                f"{cfg.data.path}: worker shards hold {shard_rows} selected training jets, and each needs at least "
+                f"one batch of {cfg.train.batch_size}; the split has too few row groups for {n_workers} workers "
+                "(re-convert with a smaller --row-group-size, or lower train.batch_size)")
     if counts["test"] == 0:
         raise TrainingError(f"{cfg.data.path}: no test jets pass the selection (classes {cfg.data.classes}, "
                             f"mass {cfg.data.mass_min}-{cfg.data.mass_max} GeV)")
@@ -100,14 +107,14 @@ class _Ctx:
     hvd: object
 
 
-def _init_horovod(deterministic: bool = False) -> _Ctx:
+def _init_horovod(deterministic: bool = False, threads: int = 0) -> _Ctx:
     import horovod.tensorflow as hvd
     import tensorflow as tf
 
     if deterministic:
         tf.config.experimental.enable_op_determinism()
     hvd.init()
-    threads = max(1, (os.cpu_count() or 1) // hvd.local_size())
+    threads = threads or max(1, (os.cpu_count() or 1) // hvd.local_size())
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
     return _Ctx(hvd.rank(), hvd.size(), hvd)
@@ -169,7 +176,7 @@ def train_worker(config: dict) -> dict:
     from ucluster.model import build_model
 
     cfg = config_from_dict(config)
-    ctx = _init_horovod(cfg.run.deterministic)
+    ctx = _init_horovod(cfg.run.deterministic, cfg.run.threads_per_worker)
     rank, size = ctx.rank, ctx.size
     keras.utils.set_random_seed(cfg.train.seed + rank)  # per-rank dropout streams; weights come from rank 0
     meta = S.read_meta(cfg.data.path)
@@ -234,6 +241,12 @@ def train_worker(config: dict) -> dict:
         raise
 
 
+def _peak_rss_mb() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # Linux reports KiB
+
+
 def _allgather_int(ctx: _Ctx, value: int) -> list[int]:
     import tensorflow as tf
 
@@ -268,6 +281,7 @@ def _run_epoch(cfg: Config, ctx: _Ctx, epoch: int, steps: int, fns: StepFunction
                "jets_per_s": jets / max(seconds, 1e-9), "epoch_seconds": seconds}
     eval_metrics, _ = _evaluate(cfg, ctx, fns, test, centroids_ready)
     metrics.update(eval_metrics)
+    metrics["worker_peak_rss_mb"] = max(_allgather_int(ctx, _peak_rss_mb()))
     return {k: float(v) for k, v in metrics.items()}
 
 
@@ -329,7 +343,8 @@ def _gather_eval_sample(cfg: Config, ctx: _Ctx, fns: StepFunctions, test: JetStr
         parts["cluster"].append(dist.numpy().argmin(-1)[v])
         for key in ("label", "mass", "pt"):
             parts[key].append(batch[key][v])
-    local = {k: np.concatenate(v) for k, v in parts.items()}
+    local = {k: np.concatenate(v) if v else np.zeros(0, np.float32 if k in ("mass", "pt") else np.int64)
+             for k, v in parts.items()}  # a worker's test shard may be empty on tiny datasets
     if ctx.size == 1:
         return local
     gathered = ctx.hvd.allgather_object(local)
@@ -347,7 +362,9 @@ class _Tracker:
         self.cfg = cfg
         self.meta = meta
         setup_mlflow(cfg.run.output_dir, cfg.run.experiment, cfg.run.tracking_uri)
-        run = mlflow.start_run(run_id=run_id, run_name=cfg.run.run_name or None)
+        # A new run may be a child (a tuning trial); a resumed run keeps the tags it was created with.
+        tags = {"mlflow.parentRunId": cfg.run.parent_run_id} if cfg.run.parent_run_id and run_id is None else None
+        run = mlflow.start_run(run_id=run_id, run_name=cfg.run.run_name or None, tags=tags)
         self.run_id = run.info.run_id
         if run_id is None:
             params = {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in cfg.flat().items()}

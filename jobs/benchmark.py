@@ -1,0 +1,241 @@
+"""`make bench`: every performance figure of the project, measured side by side in one run.
+
+    python -m jobs.benchmark [--out docs] [--quick]
+
+Measures on this machine: (1) the Parquet loader's throughput next to the training step's consumption on the
+same batches, (2) Horovod scaling on 1 and 2 workers at a fixed per-worker batch, (3) the peak RSS of a
+training worker for a dataset of X and 10X jets, (4) conversion (and assignment, when its benchmark exists)
+throughput; and (5) copies in the GPU figures measured with `jobs/benchmark_gpu.py` on the device machine
+(docs/benchmarks_gpu.json). Prints one table and writes docs/benchmarks.json and docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import platform
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+REPO = Path(__file__).resolve().parent.parent
+
+
+def build_dataset(work: Path, n_jets: int, base_h5: Path) -> Path:
+    from conversion.convert import convert
+    from jobs.benchmark_conversion import make_tiled_file
+
+    h5 = work / f"tiled_{n_jets}.h5"
+    make_tiled_file(h5, n_jets, str(base_h5))
+    out = work / f"jets_{n_jets}.parquet"
+    convert(str(h5), out, progress=False, row_group_size=512)  # fine row groups: balanced 2-worker shards
+    h5.unlink()
+    return out
+
+
+def simulate_base(work: Path, per_kind: int) -> Path:
+    """A seeded Pythia W/Z/top sample, the seed of every tiled benchmark dataset."""
+    import h5py
+    import numpy as np
+
+    from ucluster import hls4ml
+    from ucluster.sim.pythia_jets import JET_FEATURES, generate_jets, write_hls4ml_file
+
+    parts = [generate_jets(kind, per_kind, seed) for kind, seed in (("w", 31), ("z", 32), ("t", 33))]
+    path = work / "base.h5"
+    write_hls4ml_file(path, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+    with h5py.File(path, "r") as f:
+        assert [n.decode() for n in f[hls4ml.JET_NAMES][()]] == list(JET_FEATURES)
+    return path
+
+
+def bench_loader_vs_step(cfg, n_batches: int) -> dict:
+    """Jets/s the loader delivers as ready batches vs jets/s one training step consumes (same batches)."""
+    import keras
+    import tensorflow as tf
+
+    from ucluster.data.loader import JetStream, prefetch
+    from ucluster.model import build_model
+    from ucluster.train.trainer import StepFunctions, n_classes
+
+    tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 1)
+    stream = JetStream(cfg, "train")
+    B = cfg.train.batch_size
+    steps = min(n_batches, stream.selected_rows() // B)
+    list(prefetch(stream.batches(B, steps, epoch=0)))  # warm the page cache
+    t0 = time.perf_counter()
+    batches = list(prefetch(stream.batches(B, steps, epoch=1)))
+    loader_s = time.perf_counter() - t0
+    model = build_model(cfg.model, cfg.data.max_particles, stream.meta.n_features, n_classes(cfg))
+    opt = keras.optimizers.Adam(1e-3)
+    opt.build(model.trainable_variables)
+    fns = StepFunctions(model, opt, cfg.train.gamma)
+    fns.train(batches[0], 1.0, cfg.train.beta)  # trace and compile
+    t0 = time.perf_counter()
+    for b in batches:
+        fns.train(b, 1.0, cfg.train.beta)
+    step_s = time.perf_counter() - t0
+    jets = steps * B
+    return {"batch": B, "batches": steps, "loader_jets_per_s": jets / loader_s, "train_step_jets_per_s": jets / step_s,
+            "loader_over_step": step_s / loader_s}
+
+
+def _train(cfg, **changes) -> dict:
+    from ucluster.train.trainer import train
+
+    sections = {}
+    for dotted, value in changes.items():
+        section, key = dotted.split(".")
+        sections.setdefault(section, {})[key] = value
+    for section, values in sections.items():
+        cfg = dataclasses.replace(cfg, **{section: dataclasses.replace(getattr(cfg, section), **values)})
+    return train(cfg)
+
+
+def bench_scaling(cfg, out: Path) -> dict:
+    """Training jets/s for 1 and 2 Horovod workers at the same per-worker batch, one core per worker."""
+    common = {"train.epochs": 2, "train.pretrain_epochs": 2, "run.threads_per_worker": 1, "run.progress": False}
+    one = _train(cfg, **common, **{"run.np": -1, "run.output_dir": str(out / "scale1")})
+    two = _train(cfg, **common, **{"run.np": -2, "run.output_dir": str(out / "scale2")})
+    both_cores = _train(cfg, **{**common, "run.threads_per_worker": 0},
+                        **{"run.np": -1, "run.output_dir": str(out / "scale1all")})
+    return {"per_worker_batch": cfg.train.batch_size, "one_worker_jets_per_s": one["jets_per_s"],
+            "two_workers_jets_per_s": two["jets_per_s"],
+            "scaling_efficiency": two["jets_per_s"] / (2 * one["jets_per_s"]),
+            "one_worker_all_cores_jets_per_s": both_cores["jets_per_s"]}
+
+
+def bench_memory(cfg, small: Path, large: Path, out: Path) -> dict:
+    """Peak RSS of a training worker streaming a dataset of X and of 10X jets (one full epoch each)."""
+    common = {"train.epochs": 1, "train.pretrain_epochs": 1, "run.progress": False, "run.np": -1,
+              "train.kmeans_sample": 2000}
+    a = _train(cfg, **common, **{"data.path": str(small), "run.output_dir": str(out / "mem_small")})
+    b = _train(cfg, **common, **{"data.path": str(large), "run.output_dir": str(out / "mem_large")})
+    from ucluster.data import schema as S
+
+    n_small = sum(S.read_meta(small).counts["train"].values())
+    n_large = sum(S.read_meta(large).counts["train"].values())
+    return {"train_jets_X": n_small, "train_jets_10X": n_large, "peak_rss_mb_X": a["worker_peak_rss_mb"],
+            "peak_rss_mb_10X": b["worker_peak_rss_mb"],
+            "rss_growth": b["worker_peak_rss_mb"] / a["worker_peak_rss_mb"] - 1}
+
+
+def render_markdown(results: dict) -> str:
+    r = results
+    lines = [
+        "# Benchmarks",
+        "",
+        f"Measured by `make bench` (`python -m jobs.benchmark`) on {r['machine']}, {r['date']}. Ratios compare",
+        "figures measured in the same run. The machine is shared, so absolute numbers vary from run to run.",
+        "",
+        "| what | figure | target |",
+        "|---|---|---|",
+    ]
+    lo = r["loader"]
+    lines.append(f"| loader, ready batches of {lo['batch']} (demo model data) | {lo['loader_jets_per_s']:,.0f} jets/s | |")
+    lines.append(f"| training step, same batches | {lo['train_step_jets_per_s']:,.0f} jets/s | |")
+    lines.append(f"| loader / training step | {lo['loader_over_step']:.1f}x | >= 5x |")
+    if "loader_default_model" in r:
+        ld = r["loader_default_model"]
+        lines.append(f"| loader / training step, default (paper) model, batch {ld['batch']} | "
+                     f"{ld['loader_over_step']:.1f}x ({ld['train_step_jets_per_s']:,.0f} jets/s step) | >= 5x |")
+    sc = r["scaling"]
+    lines += [
+        f"| Horovod, 1 worker (1 core), batch {sc['per_worker_batch']} | {sc['one_worker_jets_per_s']:,.0f} jets/s | |",
+        f"| Horovod, 2 workers (1 core each) | {sc['two_workers_jets_per_s']:,.0f} jets/s | |",
+        f"| scaling efficiency 2 vs 1 | {sc['scaling_efficiency']:.2f} | >= 0.9 |",
+        f"| 1 worker using both cores | {sc['one_worker_all_cores_jets_per_s']:,.0f} jets/s | |",
+    ]
+    me = r["memory"]
+    lines += [
+        f"| peak RSS of a worker, {me['train_jets_X']:,} training jets (X) | {me['peak_rss_mb_X']} MB | |",
+        f"| peak RSS of a worker, {me['train_jets_10X']:,} training jets (10X) | {me['peak_rss_mb_10X']} MB | |",
+        f"| RSS growth X -> 10X | {100 * me['rss_growth']:+.1f} % | within 10 % |",
+    ]
+    cv = r["conversion"]
+    lines += [
+        f"| h5py raw read of the arrays | {cv['raw_read_jets_per_s']:,.0f} jets/s | |",
+        f"| conversion, 1 process | {cv['convert_1core_jets_per_s']:,.0f} jets/s "
+        f"({cv['ratio_1core_vs_raw']:.2f} of raw) | |",
+    ]
+    if "convert_spark_jets_per_s" in cv:
+        lines.append(f"| conversion, Spark local[{cv['spark_cores']}] | {cv['convert_spark_jets_per_s']:,.0f} jets/s "
+                     f"({cv['ratio_spark_vs_raw']:.2f} of raw) | >= 0.5 of raw |")
+    if "assignment" in r:
+        a = r["assignment"]
+        lines.append(f"| assignment (Spark) | {a.get('assign_jets_per_s', float('nan')):,.0f} jets/s "
+                     f"({a.get('ratio', float('nan')):.1f}x training) | >= 10x training |")
+    if "gpu" in r:
+        g = r["gpu"]
+        lines += [
+            f"| GPU ({g['device']}), training step, JAX | {g['train_jets_per_s']:,.0f} jets/s | |",
+            f"| GPU, epoch of {g['epoch_jets']:,} jets from Parquet | {g['epoch_seconds']:.1f} s | <= 5 s |",
+        ]
+    lines += ["", "## Notes", ""] + [f"- {n}" for n in r.get("notes", [])]
+    if "gpu" in r:
+        lines += ["", "GPU command: `" + r["gpu"].get("command", "") + "`"]
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--out", default=str(REPO / "docs"))
+    p.add_argument("--jets", type=int, default=8000, help="X: jets of the small dataset (10X for the large)")
+    p.add_argument("--skip-default-model", action="store_true")
+    args = p.parse_args(argv)
+
+    from jobs import benchmark_conversion
+    from ucluster.config import load_config
+
+    work = Path(tempfile.mkdtemp(prefix="ucluster-bench-"))
+    results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
+    try:
+        print("simulating the base sample and building datasets of X and 10X jets ...", flush=True)
+        base = simulate_base(work, 200)
+        small = build_dataset(work, args.jets, base)
+        large = build_dataset(work, 10 * args.jets, base)
+        demo = load_config(REPO / "conf" / "demo.yaml", {"data.path": str(small), "run.progress": False})
+        print("(1) loader vs training step ...", flush=True)
+        results["loader"] = bench_loader_vs_step(demo, 30)
+        if not args.skip_default_model:
+            default = load_config(None, {"data.path": str(large), "train.batch_size": 256})
+            results["loader_default_model"] = bench_loader_vs_step(default, 4)
+        print("(2) Horovod scaling ...", flush=True)
+        results["scaling"] = bench_scaling(demo, work)
+        print("(3) memory ...", flush=True)
+        tiny = load_config(REPO / "conf" / "demo.yaml", {
+            "data.max_particles": 30, "model.k": 8, "model.point_channels": "16,16", "model.latent_dim": 16,
+            "model.head_units": "16", "train.batch_size": 256, "run.progress": False})
+        results["memory"] = bench_memory(tiny, small, large, work)
+        print("(4) conversion ...", flush=True)
+        results["conversion"] = benchmark_conversion.main(["--jets", "24000", "--h5", str(base)])
+        assign_json = Path(args.out) / "benchmarks_assign.json"
+        if assign_json.exists():
+            results["assignment"] = json.loads(assign_json.read_text())
+        gpu_json = Path(args.out) / "benchmarks_gpu.json"
+        if gpu_json.exists():
+            results["gpu"] = json.loads(gpu_json.read_text())
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["notes"] = [
+        "Scaling is measured with one TensorFlow thread per worker, i.e. one Spark task slot per worker; on this "
+        "2-core machine two workers leave no core for the loader threads, the Gloo allreduce and the OS, which is "
+        "what limits the efficiency. '1 worker using both cores' shows what one process gets from the whole machine.",
+        "Memory: each worker holds one shuffle buffer (data.shuffle_buffer jets) plus one row group, whatever the "
+        "dataset size.",
+    ]
+    Path(args.out).mkdir(parents=True, exist_ok=True)
+    (Path(args.out) / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
+    md = render_markdown(results)
+    (Path(args.out) / "benchmarks.md").write_text(md)
+    print()
+    print(md)
+    return results
+
+
+if __name__ == "__main__":
+    main()
