@@ -136,7 +136,7 @@ def render_markdown(results: dict) -> str:
         "|---|---|---|",
     ]
     lo = r["loader"]
-    lines.append(f"| loader, ready batches of {lo['batch']} (demo model data) | {lo['loader_jets_per_s']:,.0f} jets/s | |")
+    lines.append(f"| loader, ready batches of {lo['batch']} (demo config) | {lo['loader_jets_per_s']:,.0f} jets/s | |")
     lines.append(f"| training step, same batches | {lo['train_step_jets_per_s']:,.0f} jets/s | |")
     lines.append(f"| loader / training step | {lo['loader_over_step']:.1f}x | >= 5x |")
     if "loader_default_model" in r:

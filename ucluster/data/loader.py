@@ -53,6 +53,22 @@ def shard_row_groups(refs: list[RowGroupRef], rank: int, size: int) -> list[RowG
     return [refs[i] for i in range(len(refs)) if owner[i] == rank]
 
 
+def model_inputs(features, n_particles: np.ndarray, meta: S.DatasetMeta, max_particles: int,
+                 rows: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """The model's ``features`` (B, P', F) and ``mask`` (B, P') from a ``features`` Arrow column and the
+    ``n_particles`` values: the one place that decodes, slices to the model's P' and builds the mask, so that
+    training and cluster assignment see identical inputs. ``rows`` picks jets (all when None)."""
+    feats = S.decode_features(features, meta.n_particles, meta.n_features)
+    n = np.asarray(n_particles)
+    if rows is not None:
+        feats, n = np.ascontiguousarray(feats[rows, :max_particles]), n[rows]  # fancy indexing copies
+    else:
+        feats = np.array(feats[:, :max_particles], order="C")  # a copy: the decoded view is read-only Arrow memory
+    n = np.minimum(n, max_particles)
+    mask = (np.arange(max_particles)[None, :] < n[:, None]).astype(np.float32)
+    return feats, mask
+
+
 def mass_bin_targets(mass: np.ndarray, lo: float, hi: float, n_bins: int) -> np.ndarray:
     """Equal-width jet-mass bins over [lo, hi); the class index used as the pretraining target."""
     return np.clip(np.floor((mass - lo) / (hi - lo) * n_bins), 0, n_bins - 1).astype(np.int32)
@@ -106,13 +122,11 @@ class JetStream:
         mass = table.column(S.JET_MASS).to_numpy()
         pt = table.column(S.JET_PT).to_numpy()
         sel = np.flatnonzero(self._select(label, mass, pt))
-        p, f, pk = self.meta.n_particles, self.meta.n_features, self.cfg.data.max_particles
-        feats = S.decode_features(table.column(S.FEATURES), p, f)
-        feats = np.ascontiguousarray(feats[sel, :pk])
-        n = np.minimum(table.column(S.N_PARTICLES).to_numpy()[sel], pk)
+        feats, mask = model_inputs(table.column(S.FEATURES), table.column(S.N_PARTICLES).to_numpy(), self.meta,
+                                   self.cfg.data.max_particles, sel)
         return self._targets({
             "features": feats,
-            "mask": (np.arange(pk)[None, :] < n[:, None]).astype(np.float32),
+            "mask": mask,
             "mass": mass[sel],
             "pt": pt[sel],
             "key": table.column(S.JET_KEY).to_numpy()[sel],
