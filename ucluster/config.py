@@ -37,6 +37,7 @@ class DataConfig:
     pt_max: float = 1.0e9
     max_particles: int = 100  # leading particles used (<= the dataset's P)
     shuffle_buffer: int = 16384  # jets held by each worker's shuffle buffer
+    reader_threads: int = 2  # row groups read and decoded in parallel by each worker
     max_train_jets: int = 0  # 0 = all; caps the jets each epoch reads (global, split across workers)
     max_eval_jets: int = 0  # 0 = all; caps the test jets evaluated
 

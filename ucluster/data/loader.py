@@ -7,9 +7,12 @@ row group in memory, whatever the dataset size. The number of steps per epoch is
 
 from __future__ import annotations
 
+import itertools
 import queue
 import threading
+from collections import deque
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -97,14 +100,34 @@ class JetStream:
         if not all_refs:
             raise S.DatasetError(f"{self.root}: split '{split}' holds no data")
         self.refs = shard_row_groups(all_refs, rank, size)
-        self._files: dict[str, pq.ParquetFile] = {}
+        self._files = threading.local()
         self._selected_rows: int | None = None
 
     # -- reading -----------------------------------------------------------------------------------------
     def _file(self, path: str) -> pq.ParquetFile:
-        if path not in self._files:
-            self._files[path] = pq.ParquetFile(path)
-        return self._files[path]
+        files = self._files.__dict__.setdefault("open", {})  # one handle per file and reader thread
+        if path not in files:
+            files[path] = pq.ParquetFile(path)
+        return files[path]
+
+    def _read_many(self, refs: list[RowGroupRef]) -> Iterator[Batch]:
+        """``_read`` over ``refs`` with ``data.reader_threads`` row groups in flight, results in order (so the
+        stream stays deterministic); Parquet decoding and numpy copies release the GIL."""
+        threads = self.cfg.data.reader_threads
+        if threads <= 1:
+            yield from map(self._read, refs)
+            return
+        with ThreadPoolExecutor(threads, thread_name_prefix="ucluster-read") as pool:
+            pending: deque = deque()
+            it = iter(refs)
+            for ref in itertools.islice(it, 2 * threads):
+                pending.append(pool.submit(self._read, ref))
+            while pending:
+                chunk = pending.popleft().result()
+                nxt = next(it, None)
+                if nxt is not None:
+                    pending.append(pool.submit(self._read, nxt))
+                yield chunk
 
     def _select(self, label: np.ndarray, mass: np.ndarray, pt: np.ndarray) -> np.ndarray:
         d = self.cfg.data
@@ -174,10 +197,9 @@ class JetStream:
             rest = _take(merged, slice(n_full * batch_size, held))
             buffer, held = ([rest], len(rest["mass"])) if len(rest["mass"]) else ([], 0)
 
-        for i in order:
+        for chunk in self._read_many([self.refs[i] for i in order]):
             if emitted == steps:
                 return
-            chunk = self._read(self.refs[i])
             if len(chunk["mass"]) == 0:
                 continue
             buffer.append(chunk)
@@ -194,8 +216,7 @@ class JetStream:
         """Every selected jet of the shard once, in file order; the last batch is zero-padded, ``valid`` marks rows."""
         buffer: list[Batch] = []
         held = seen = 0
-        for ref in self.refs:
-            chunk = self._read(ref)
+        for chunk in self._read_many(self.refs):
             if max_jets:
                 chunk = _take(chunk, slice(0, max(0, max_jets - seen)))
             seen += len(chunk["mass"])
