@@ -20,7 +20,7 @@ install: $(STAMP)
 $(STAMP): setup.cfg pyproject.toml $(HOROVOD_STAMP)
 	$(PIP) install --no-cache-dir -e '.[dev]'
 	$(PIP) check
-	$(PY) -c "import horovod.tensorflow as hvd, keras, pyspark, pythia8mc, fastjet, mlflow; assert hvd.gloo_built(), 'Horovod built without Gloo'"
+	$(PY) -c "import horovod.tensorflow as hvd, keras, pyspark, pythia8mc, fastjet, mlflow, optuna; assert hvd.gloo_built(), 'Horovod built without Gloo'"
 	touch $@
 
 $(HOROVOD_STAMP): setup.cfg
