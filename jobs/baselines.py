@@ -1,0 +1,35 @@
+"""Print the mass-only k-means floor for a dataset and configuration (the ceiling: jobs/train.py --supervised).
+
+    python -m jobs.baselines --data data/jets.parquet [--config conf/ucluster.yaml] [--section.field VALUE]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+
+from ucluster.config import ConfigError, add_config_arguments, load_config, overrides_from_args
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--config", default=None)
+    p.add_argument("--data", dest="cfg__data__path", default=None)
+    add_config_arguments(p)
+    args = p.parse_args(argv)
+    from ucluster.baselines import mass_kmeans
+    from ucluster.data.schema import DatasetError
+
+    try:
+        cfg = load_config(args.config, overrides_from_args(args))
+        result = mass_kmeans(cfg)
+    except (ConfigError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps({"baseline": "k-means on the jet mass", **result}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
