@@ -31,14 +31,16 @@ from keras import ops
 from ucluster.config import ModelConfig
 
 PACKAGE = "ucluster"
-import os
-
-VARIANT = os.environ.get("GAPV", "dense")
 # Attention logit of excluded neighbours: exp(-1e9 - max) is exactly 0 in float32, and unlike -inf it cannot
 # produce NaN (inf - inf) in a row that had no valid neighbour at all (only possible for padded points).
 _EXCLUDED_LOGIT = -1.0e9
 # Distance given to padded candidates so that they are chosen only after every real particle.
 _FAR = 1.0e30
+
+
+def _real(point_mask: Any, dtype: str) -> Any:
+    """1.0 for real particles, 0.0 for padding (the mask is thresholded, so soft masks cannot scale features)."""
+    return ops.cast(point_mask > 0.5, dtype)
 
 
 def _batch_gather(x: Any, idx: Any) -> Any:
@@ -178,7 +180,7 @@ class GAPLayer(keras.layers.Layer):
         if self.dropout is not None:
             coef = self.dropout(coef, training=training)
 
-        # One gather of the projections per edge (B, P, k, H*C); XLA fuses it into the two reductions below.
+        # One gather of the neighbours' projections (B, P, k, H*C), shared by the attention sum and the max.
         g_u = _batch_gather(u, idx)
         weighted = ops.sum(ops.reshape(g_u, (batch, n_points, k, h, c)) * ops.expand_dims(coef, -1), axis=2)
         # Σ_j a_ij (u_j - u_i) = Σ_j a_ij u_j - (Σ_j a_ij) u_i; the sum is 1 unless dropout removed some.
@@ -187,7 +189,7 @@ class GAPLayer(keras.layers.Layer):
         # locals = max_j u_j - u_i; invalid slots hold the point itself (see KNNGraph), so they never win.
         local = ops.max(g_u, axis=2) - u
 
-        m = ops.expand_dims(ops.cast(point_mask, attn.dtype), -1)
+        m = ops.expand_dims(_real(point_mask, attn.dtype), -1)
         return [attn * m, local * m]
 
     def compute_output_shape(self, input_shape: list[tuple]) -> list[tuple]:
@@ -219,7 +221,7 @@ class PointwiseDense(keras.layers.Layer):
     def call(self, inputs: list[Any]) -> Any:
         x, point_mask = inputs
         y = ops.relu(self.norm(self.dense(x)))
-        return y * ops.expand_dims(ops.cast(point_mask, y.dtype), -1)
+        return y * ops.expand_dims(_real(point_mask, y.dtype), -1)
 
     def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
         return (*input_shape[0][:-1], self.units)

@@ -1,0 +1,210 @@
+"""ABCnet model: shapes, padding never leaking, per-jet independence, k-NN graphs, training, saving."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from ucluster.config import ModelConfig
+from ucluster.model import (
+    KNNGraph,
+    build_model,
+    deep_kmeans_loss,
+    focal_loss,
+    get_centroids,
+    latent_model,
+    set_centroids,
+)
+
+P, F, N_CLASSES = 12, 5, 4
+N_REAL = [12, 7, 3, 1, 4, 9]  # includes jets with fewer real particles than k
+
+
+def small_config(**overrides) -> ModelConfig:
+    base = dict(
+        k=4, gap1_channels=4, gap2_channels=4, gap2_heads=2, point_channels=[8, 8], latent_dim=8,
+        head_units=[8], dropout=0.1, attention_dropout=0.1, n_clusters=3,
+    )
+    base.update(overrides)
+    return ModelConfig(**base)
+
+
+def make_jets(n_real: list[int], n_particles: int = P, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """Random jets with real particles first and zero padding."""
+    rng = np.random.default_rng(seed)
+    features = rng.normal(size=(len(n_real), n_particles, F)).astype("float32")
+    mask = (np.arange(n_particles)[None, :] < np.asarray(n_real)[:, None]).astype("float32")
+    return features * mask[..., None], mask
+
+
+def predict(model: keras.Model, features: np.ndarray, mask: np.ndarray) -> dict[str, np.ndarray]:
+    out = model({"features": features, "mask": mask}, training=False)
+    return {k: np.asarray(ops.convert_to_numpy(v)) for k, v in out.items()}
+
+
+@pytest.fixture(scope="module")
+def model() -> keras.Model:
+    keras.utils.set_random_seed(1)
+    return build_model(small_config(), P, F, N_CLASSES)
+
+
+def assert_outputs_close(a: dict, b: dict, rtol: float = 1e-5, atol: float = 1e-5) -> None:
+    assert a.keys() == b.keys()
+    for key in a:
+        np.testing.assert_allclose(a[key], b[key], rtol=rtol, atol=atol, err_msg=key)
+
+
+def test_output_shapes_and_dtypes(model):
+    features, mask = make_jets(N_REAL)
+    out = predict(model, features, mask)
+    assert set(out) == {"logits", "latent", "distances"}
+    assert out["logits"].shape == (len(N_REAL), N_CLASSES)
+    assert out["latent"].shape == (len(N_REAL), 8)
+    assert out["distances"].shape == (len(N_REAL), 3)
+    for value in out.values():
+        assert value.dtype == np.float32
+        assert np.isfinite(value).all()
+    assert (out["distances"] >= 0).all()
+    latent = np.asarray(ops.convert_to_numpy(latent_model(model)({"features": features, "mask": mask})))
+    np.testing.assert_allclose(latent, out["latent"], rtol=1e-6, atol=1e-6)
+
+
+def test_garbage_in_padded_slots_changes_nothing(model):
+    features, mask = make_jets(N_REAL)
+    garbage = features.copy()
+    rng = np.random.default_rng(5)
+    padded = mask == 0
+    garbage[padded] = rng.normal(scale=1e3, size=(padded.sum(), F)).astype("float32")
+    garbage[1, -1, 0] = np.nan  # even NaN/inf in the padding must not leak
+    garbage[2, -1, 1] = np.inf
+    assert_outputs_close(predict(model, features, mask), predict(model, garbage, mask), rtol=0, atol=0)
+
+
+def test_number_of_padded_slots_changes_nothing(model):
+    """The same jets padded to 12 or to 20 particles give the same outputs (padding is ignored, not zeroed in)."""
+    longer = build_model(small_config(), None, F, N_CLASSES)  # any number of particles
+    longer.set_weights(model.get_weights())
+    features, mask = make_jets(N_REAL)
+    features20 = np.zeros((len(N_REAL), 20, F), "float32")
+    features20[:, :P] = features
+    mask20 = np.zeros((len(N_REAL), 20), "float32")
+    mask20[:, :P] = mask
+    assert_outputs_close(predict(model, features, mask), predict(longer, features20, mask20))
+
+
+def test_jet_outputs_do_not_depend_on_the_rest_of_the_batch(model):
+    features, mask = make_jets(N_REAL)
+    together = predict(model, features, mask)
+    perm = np.random.default_rng(3).permutation(len(N_REAL))
+    permuted = predict(model, features[perm], mask[perm])
+    for i in range(len(N_REAL)):
+        alone = predict(model, features[i : i + 1], mask[i : i + 1])
+        for key in together:
+            np.testing.assert_allclose(alone[key][0], together[key][i], rtol=1e-5, atol=1e-5, err_msg=key)
+    for key in together:
+        np.testing.assert_allclose(permuted[key], together[key][perm], rtol=1e-5, atol=1e-5, err_msg=key)
+
+
+@pytest.mark.parametrize("n_coords", [2, None])
+def test_knn_graph_only_uses_real_neighbours(n_coords):
+    k = 4
+    features, mask = make_jets(N_REAL, seed=7)
+    idx, valid = KNNGraph(k, n_coords=n_coords)([features, mask])
+    idx, valid = np.asarray(ops.convert_to_numpy(idx)), np.asarray(ops.convert_to_numpy(valid))
+    assert idx.shape == valid.shape == (len(N_REAL), P, k)
+    coords = features[..., :2] if n_coords else features
+    for b, n in enumerate(N_REAL):
+        for i in range(n):
+            row = idx[b, i]
+            assert row[0] == i, "the point itself is its first neighbour"
+            if n >= k:
+                assert valid[b, i].all()
+                assert (row < n).all(), "a padded particle was chosen while real ones were left"
+                d = ((coords[b, :n] - coords[b, i]) ** 2).sum(-1)
+                np.testing.assert_allclose(np.sort(d[row]), np.sort(d)[:k], rtol=1e-4, atol=1e-5)
+            else:
+                assert valid[b, i, :n].all() and not valid[b, i, n:].any()
+                assert sorted(row[:n]) == list(range(n)), "all real particles are neighbours"
+                assert (row[n:] == i).all(), "invalid slots point at the particle itself"
+
+
+def test_padded_neighbours_are_ignored_when_fewer_than_k_particles(model):
+    """A jet of 3 particles gives the same outputs with k=4 (one padded neighbour, excluded) as with k=3."""
+    k3 = build_model(small_config(k=3), P, F, N_CLASSES)
+    k3.set_weights(model.get_weights())
+    features, mask = make_jets([3, 2, 1], seed=11)
+    assert_outputs_close(predict(model, features, mask), predict(k3, features, mask))
+
+
+def test_k_larger_than_particles_is_capped():
+    m = build_model(small_config(k=50), P, F, N_CLASSES)
+    features, mask = make_jets(N_REAL)
+    out = predict(m, features, mask)
+    assert all(np.isfinite(v).all() for v in out.values())
+
+
+def test_distances_and_centroids(model):
+    features, mask = make_jets(N_REAL)
+    old = get_centroids(model)
+    try:
+        centroids = np.random.default_rng(2).normal(size=old.shape).astype("float32")
+        set_centroids(model, centroids)
+        np.testing.assert_array_equal(get_centroids(model), centroids)
+        out = predict(model, features, mask)
+        expected = ((out["latent"][:, None, :] - centroids[None]) ** 2).sum(-1)
+        np.testing.assert_allclose(out["distances"], expected, rtol=1e-5, atol=1e-5)
+        with pytest.raises(ValueError):
+            set_centroids(model, centroids[:, :-1])
+    finally:
+        set_centroids(model, old)
+    assert [w.path for w in model.get_layer("clustering").weights] == ["clustering/centroids"]
+
+
+def test_no_batch_normalization_anywhere(model):
+    def walk(layer):
+        yield layer
+        for sub in getattr(layer, "_layers", []):
+            yield from walk(sub)
+
+    names = {type(layer).__name__ for top in model.layers for layer in walk(top)}
+    assert "BatchNormalization" not in names
+    assert "LayerNormalization" in names
+
+
+def test_save_and_load_round_trip(model, tmp_path):
+    path = tmp_path / "model.keras"
+    model.save(path)
+    loaded = keras.saving.load_model(path)
+    features, mask = make_jets(N_REAL)
+    assert_outputs_close(predict(model, features, mask), predict(loaded, features, mask), rtol=0, atol=0)
+    np.testing.assert_array_equal(get_centroids(loaded), get_centroids(model))
+
+
+def test_gradient_steps_reduce_the_loss():
+    tf = pytest.importorskip("tensorflow")
+    if keras.backend.backend() != "tensorflow":
+        pytest.skip("GradientTape training test runs under the TensorFlow backend")
+    keras.utils.set_random_seed(4)
+    m = build_model(small_config(dropout=0.0, attention_dropout=0.0), P, F, N_CLASSES)
+    features, mask = make_jets(N_REAL * 3, seed=9)
+    labels = np.random.default_rng(9).integers(0, N_CLASSES, size=len(features))
+    optimizer = keras.optimizers.Adam(1e-2)
+
+    @tf.function
+    def step():
+        with tf.GradientTape() as tape:
+            out = m({"features": features, "mask": mask}, training=True)
+            loss = tf.reduce_mean(focal_loss(labels, out["logits"], 2.0))
+            loss += 0.1 * tf.reduce_mean(deep_kmeans_loss(out["distances"], 1.0))
+        grads = tape.gradient(loss, m.trainable_variables)
+        optimizer.apply_gradients(zip(grads, m.trainable_variables, strict=True))
+        return loss, grads
+
+    losses = []
+    for _ in range(40):
+        loss, grads = step()
+        assert all(np.isfinite(g.numpy()).all() for g in grads)
+        losses.append(float(loss))
+    assert losses[-1] < 0.5 * losses[0], losses

@@ -1,0 +1,84 @@
+"""The model and the JAX train step under KERAS_BACKEND=jax (skipped where jax is not installed).
+
+Runs in a subprocess because the Keras backend is fixed when keras is first imported.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+SCRIPT = r"""
+import numpy as np, keras, jax, jax.numpy as jnp
+from ucluster.config import ModelConfig
+from ucluster.model import build_model, get_centroids
+from ucluster.train.jax_step import init_state, make_train_step, write_state_back
+
+assert keras.backend.backend() == "jax"
+cfg = ModelConfig(k=4, gap1_channels=4, gap2_channels=4, gap2_heads=2, point_channels=[8, 8], latent_dim=8,
+                  head_units=[8], dropout=0.1, attention_dropout=0.1, n_clusters=3)
+P, F, C = 12, 5, 4
+keras.utils.set_random_seed(0)
+model = build_model(cfg, P, F, C)
+rng = np.random.default_rng(0)
+n_real = np.array([12, 7, 3, 1, 4, 9] * 4)
+mask = (np.arange(P)[None] < n_real[:, None]).astype("float32")
+features = rng.normal(size=(len(n_real), P, F)).astype("float32") * mask[..., None]
+target = rng.integers(0, C, size=len(n_real)).astype("int32")
+
+def predict(m, f):
+    return {k: np.asarray(v) for k, v in m({"features": f, "mask": mask}, training=False).items()}
+
+before = predict(model, features)
+garbage = features + rng.normal(scale=100.0, size=features.shape).astype("float32") * (1 - mask[..., None])
+for key, value in predict(model, garbage).items():
+    np.testing.assert_array_equal(value, before[key])
+
+optimizer = keras.optimizers.Adam(1e-2)
+step = make_train_step(model, optimizer, beta=0.1, gamma=2.0)
+state = init_state(model, optimizer)
+batch = {"features": jnp.asarray(features), "mask": jnp.asarray(mask), "target": jnp.asarray(target)}
+losses = []
+for i in range(40):
+    state, metrics = step(state, batch, 1.0 + 0.05 * i)  # alpha changes: must not recompile
+    losses.append(float(metrics["loss"]))
+assert set(metrics) == {"loss", "focal", "kmeans", "accuracy"}, metrics
+assert all(np.isfinite(losses)), losses
+assert losses[-1] < 0.5 * losses[0], losses
+if hasattr(step, "_cache_size"):  # private jax API: checked where it exists
+    assert step._cache_size() == 1, step._cache_size()
+
+# The model still holds its initial weights (the state was copied, then donated) until written back.
+for key, value in predict(model, features).items():
+    np.testing.assert_array_equal(value, before[key])
+write_state_back(model, optimizer, state)
+after = predict(model, features)
+trainable, non_trainable, _ = state
+expected, _ = model.stateless_call(trainable, non_trainable, {"features": features, "mask": mask}, training=False)
+for key in after:
+    np.testing.assert_allclose(after[key], np.asarray(expected[key]), rtol=1e-6, atol=1e-6)
+assert int(optimizer.iterations.numpy()) == 40
+assert not np.allclose(after["logits"], before["logits"])
+
+model.save("roundtrip.keras")
+loaded = keras.saving.load_model("roundtrip.keras")
+for key, value in predict(loaded, features).items():
+    np.testing.assert_allclose(value, after[key], rtol=1e-6, atol=1e-6)
+np.testing.assert_array_equal(get_centroids(loaded), get_centroids(model))
+print("JAX-OK")
+"""
+
+
+def test_model_and_train_step_under_jax(tmp_path):
+    pytest.importorskip("jax")
+    env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
+           "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
+    proc = subprocess.run([sys.executable, "-c", SCRIPT], cwd=tmp_path, env=env, capture_output=True, text=True,
+                          timeout=300)
+    assert proc.returncode == 0 and "JAX-OK" in proc.stdout, proc.stdout[-3000:] + proc.stderr[-5000:]

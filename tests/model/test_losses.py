@@ -1,0 +1,84 @@
+"""Focal loss, soft assignments and deep k-means loss against numpy references."""
+
+from __future__ import annotations
+
+import keras
+import numpy as np
+import pytest
+from keras import ops
+
+from ucluster.model import deep_kmeans_loss, focal_loss, soft_assignments
+
+
+def np_(x) -> np.ndarray:
+    return np.asarray(ops.convert_to_numpy(x))
+
+
+def np_log_softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(-1, keepdims=True)
+    return z - np.log(np.exp(z).sum(-1, keepdims=True))
+
+
+@pytest.fixture
+def logits_labels() -> tuple[np.ndarray, np.ndarray]:
+    rng = np.random.default_rng(0)
+    return (rng.normal(scale=3.0, size=(32, 5)).astype("float32"), rng.integers(0, 5, size=32))
+
+
+def test_focal_loss_is_cross_entropy_at_gamma_zero(logits_labels):
+    logits, labels = logits_labels
+    ce = keras.losses.sparse_categorical_crossentropy(labels, logits, from_logits=True)
+    np.testing.assert_allclose(np_(focal_loss(labels, logits, 0.0)), np_(ce), rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(np_(focal_loss(labels, logits, ops.convert_to_tensor(0.0))), np_(ce), rtol=1e-5)
+
+
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0, 5.0])
+def test_focal_loss_matches_numpy(logits_labels, gamma):
+    logits, labels = logits_labels
+    log_pt = np_log_softmax(logits.astype("float64"))[np.arange(len(labels)), labels]
+    expected = -((1 - np.exp(log_pt)) ** gamma) * log_pt
+    got = np_(focal_loss(labels, logits, gamma))
+    assert got.shape == (len(labels),)
+    np.testing.assert_allclose(got, expected, rtol=1e-4, atol=1e-6)
+
+
+def test_focal_loss_is_stable_for_extreme_logits():
+    logits = np.array([[1e4, -1e4, 0.0], [-1e4, 1e4, 0.0]], "float32")
+    got = np_(focal_loss(np.array([0, 0]), logits, 2.0))
+    assert np.isfinite(got).all()
+    assert got[0] == pytest.approx(0.0, abs=1e-6)  # confident and right: no loss
+    assert got[1] == pytest.approx(2e4, rel=1e-5)  # confident and wrong: -log p_t, (1 - p_t)^γ = 1
+
+
+def test_soft_assignments_sum_to_one_and_harden():
+    d = np.random.default_rng(1).uniform(0, 10, size=(64, 4)).astype("float32")
+    for alpha in (0.0, 0.5, 3.0):
+        s = np_(soft_assignments(d, alpha))
+        np.testing.assert_allclose(s.sum(-1), 1.0, rtol=1e-5)
+        assert (s >= 0).all()
+    np.testing.assert_allclose(np_(soft_assignments(d, 0.0)), 0.25, rtol=1e-6)
+    hard = np_(soft_assignments(d, 1e4))
+    np.testing.assert_allclose(hard, np.eye(4)[d.argmin(-1)], atol=1e-6)
+    # a scalar tensor (e.g. a variable updated every epoch) works as well as a float
+    alpha = keras.Variable(2.0, trainable=False)
+    np.testing.assert_allclose(np_(soft_assignments(d, alpha)), np_(soft_assignments(d, 2.0)), rtol=1e-6)
+
+
+def test_soft_assignments_match_numpy_and_survive_huge_distances():
+    d = np.array([[1e6, 1e6 + 1.0, 1e6 + 3.0]], "float32")
+    s = np_(soft_assignments(d, 1.0))
+    e = np.exp(-np.array([0.0, 1.0, 3.0]))
+    np.testing.assert_allclose(s[0], e / e.sum(), rtol=1e-5)
+
+
+def test_deep_kmeans_loss_matches_numpy_and_tends_to_min_distance():
+    rng = np.random.default_rng(2)
+    d = rng.uniform(0, 5, size=(16, 3)).astype("float32")
+    alpha = 1.5
+    z = -alpha * (d - d.min(-1, keepdims=True))
+    s = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    got = np_(deep_kmeans_loss(d, alpha))
+    assert got.shape == (16,)
+    np.testing.assert_allclose(got, (s * d).sum(-1), rtol=1e-5)
+    np.testing.assert_allclose(np_(deep_kmeans_loss(d, 1e4)), d.min(-1), rtol=1e-5)
+    np.testing.assert_allclose(np_(deep_kmeans_loss(d, 0.0)), d.mean(-1), rtol=1e-5)
