@@ -56,6 +56,7 @@ class ModelConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.0
     n_clusters: int = 3
+    latent_norm: str = "none"  # "l2": cluster on the unit-normalised latent (prevents scale collapse)
     target: str = "mass_bins"  # classification target: "mass_bins" (unsupervised) or "truth" (supervised)
     mass_bins: int = 20  # equal-width jet-mass bins over [data.mass_min, data.mass_max]
 
@@ -216,6 +217,7 @@ def validate(cfg: Config) -> None:
         (m.n_clusters >= 2, "model.n_clusters must be at least 2"),
         (m.target in ("mass_bins", "truth"), f"model.target must be 'mass_bins' or 'truth', got '{m.target}'"),
         (m.mass_bins >= 2, "model.mass_bins must be at least 2"),
+        (m.latent_norm in ("none", "l2"), f"model.latent_norm must be 'none' or 'l2', got '{m.latent_norm}'"),
         (0.0 <= m.dropout < 1.0 and 0.0 <= m.attention_dropout < 1.0, "model dropouts must be in [0, 1)"),
         (t.batch_size >= 1, "train.batch_size must be positive"),
         (0 <= t.pretrain_epochs <= t.epochs, "train.pretrain_epochs must be between 0 and train.epochs"),

@@ -208,3 +208,17 @@ def test_gradient_steps_reduce_the_loss():
         assert all(np.isfinite(g.numpy()).all() for g in grads)
         losses.append(float(loss))
     assert losses[-1] < 0.5 * losses[0], losses
+
+
+def test_l2_latent_norm_clusters_on_the_unit_sphere(tmp_path):
+    keras.utils.set_random_seed(3)
+    m = build_model(small_config(latent_norm="l2"), P, F, N_CLASSES)
+    features, mask = make_jets([5, 12, P])
+    out = predict(m, features, mask)
+    np.testing.assert_allclose(np.linalg.norm(out["latent"], axis=1), 1.0, rtol=1e-5)
+    centroids = get_centroids(m)
+    expected = ((out["latent"][:, None, :] - centroids[None]) ** 2).sum(-1)
+    np.testing.assert_allclose(out["distances"], expected, rtol=1e-4, atol=1e-5)
+    m.save(tmp_path / "l2.keras")
+    again = keras.saving.load_model(tmp_path / "l2.keras")
+    assert_outputs_close(predict(again, features, mask), out)

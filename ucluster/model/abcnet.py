@@ -316,6 +316,10 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
         if cfg.dropout > 0:
             y = keras.layers.Dropout(cfg.dropout, name=f"head_dropout_{i}")(y)
     logits = keras.layers.Dense(n_classes, name="logits")(y)
+    if cfg.latent_norm == "l2":
+        # Cluster on the unit sphere: the deep k-means loss can then no longer shrink every distance by
+        # shrinking the latent's scale (measured: without it the latent collapses and clusters empty out).
+        latent = keras.layers.UnitNormalization(axis=-1, name="latent_unit")(latent)
     distances = ClusteringLayer(cfg.n_clusters, name="clustering")(latent)
 
     return keras.Model(
