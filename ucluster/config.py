@@ -56,7 +56,7 @@ class ModelConfig:
     dropout: float = 0.1
     attention_dropout: float = 0.0
     n_clusters: int = 3
-    latent_norm: str = "none"  # "l2": cluster on the unit-normalised latent (prevents scale collapse)
+    latent_norm: str = "l2"  # "l2": cluster on the unit-normalised latent (prevents scale collapse); "none"
     target: str = "mass_bins"  # classification target: "mass_bins" (unsupervised) or "truth" (supervised)
     mass_bins: int = 20  # equal-width jet-mass bins over [data.mass_min, data.mass_max]
 

@@ -351,5 +351,7 @@ def get_centroids(model: keras.Model) -> np.ndarray:
 
 
 def latent_model(model: keras.Model) -> keras.Model:
-    """A model sharing the weights that returns only the latent (for the KMeans initialisation pass)."""
-    return keras.Model(inputs=model.input, outputs=model.get_layer("latent").output, name="ucluster_latent")
+    """A model sharing the weights that returns only the clustering latent (for the KMeans initialisation pass):
+    the unit-normalised one when ``latent_norm`` is "l2"."""
+    name = "latent_unit" if any(layer.name == "latent_unit" for layer in model.layers) else "latent"
+    return keras.Model(inputs=model.input, outputs=model.get_layer(name).output, name="ucluster_latent")
