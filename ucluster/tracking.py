@@ -24,12 +24,13 @@ def setup_mlflow(output_dir: str | Path, experiment: str, configured_uri: str = 
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the SQLite store's migrations are noisy
+    from_env = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # read first: set_tracking_uri exports the variable
     uri = tracking_uri(output_dir, configured_uri)
     mlflow.set_tracking_uri(uri)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
         artifact_location = None
-        if uri.startswith("sqlite:") and not configured_uri and not os.environ.get("MLFLOW_TRACKING_URI"):
+        if uri.startswith("sqlite:") and not configured_uri and not from_env:
             artifact_location = (Path(output_dir).absolute() / "mlartifacts").as_uri()
         exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_location)
     else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import shutil
+from pathlib import Path
 
 import numpy as np
 import pyarrow.parquet as pq
@@ -55,6 +56,8 @@ def test_tiny_run_logs_params_metrics_artifacts_and_model(tiny_config):
         assert _history(client, run.info.run_id, key), key
     acc = run.data.metrics["final_test_cluster_acc"]
     assert 1 / 3 <= acc <= 1 and acc == pytest.approx(result["test_cluster_acc"])
+    # the default store keeps artifacts beside it, under the output directory (not ./mlruns)
+    assert run.info.artifact_uri.startswith((Path(tiny_config.run.output_dir) / "mlartifacts").absolute().as_uri())
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "centroids.npy", "confusion_matrix.png", "jet_mass_per_cluster.png",
             "jet_pt_per_cluster.png", "model"} <= artifacts

@@ -1,0 +1,99 @@
+"""Physics report of a cluster assignment: metrics, plots and a summary in MLflow.
+
+    spark-submit jobs/evaluate.py --assignments data/clusters.parquet --run <training run id>
+    python -m jobs.evaluate --assignments out.parquet --split test --classes w,z,t --out runs/evaluate
+    python -m jobs.evaluate --model runs:/<run id> --data data/jets.parquet      # assigns the test split first
+
+Metrics (Hungarian clustering accuracy, NMI, ARI, per-class purity and efficiency) come from a distributed
+count over every selected jet; histograms and the latent PCA from a bounded sample. The selection (classes,
+mass window) defaults to the training run's. Metrics are logged as eval_<split>_* and the plots and
+summary.txt under evaluation/<split>/, into the run given by --run (else a new run of --experiment).
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+if __package__ in (None, ""):  # run as a file by spark-submit: make the repository importable
+    sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    src = p.add_mutually_exclusive_group(required=True)
+    src.add_argument("--assignments", help="output of jobs/assign.py")
+    src.add_argument("--model", help="or: a model (as for jobs/assign.py) to apply to --data's split first "
+                     "(assigned under --out, removed afterwards)")
+    p.add_argument("--data", help="dataset for --model")
+    p.add_argument("--split", default="test", help="split to evaluate, or 'all' (default: test)")
+    p.add_argument("--classes", default=None, help="comma-separated true classes (default: the training run's)")
+    p.add_argument("--mass-min", type=float, default=None, help="jet mass window in GeV (default: the run's)")
+    p.add_argument("--mass-max", type=float, default=None)
+    p.add_argument("--sample", type=int, default=50000, help="jets collected for the histograms")
+    p.add_argument("--latent-sample", type=int, default=3000, help="jets in the latent projection (0: none)")
+    p.add_argument("--run", default=None, help="MLflow run to log into (default: a new run)")
+    p.add_argument("--experiment", default="ucluster", help="experiment of a new run")
+    p.add_argument("--tracking-uri", default="", help="MLflow store (URI or a training --out directory)")
+    p.add_argument("--out", default=None, help="also keep the plots and summary here (default: runs/evaluate)")
+    p.add_argument("--no-mlflow", action="store_true", help="only write the report to --out")
+    p.add_argument("--master", default=None, help="Spark master (default: spark-submit's or local[*])")
+    return p.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    from ucluster.data.schema import DatasetError
+    from ucluster.inference import InferenceError
+    from ucluster.inference.assign import assign, read_assign_meta
+    from ucluster.inference.evaluate import DEFAULT_OUT, evaluate, log_report
+    from ucluster.inference.model_source import resolve_model
+
+    if args.sample < 1 or args.latent_sample < 0:
+        print("error: --sample must be positive and --latent-sample >= 0", file=sys.stderr)
+        return 2
+    if args.model and not args.data:
+        print("error: --model needs --data (the dataset whose split to assign and evaluate)", file=sys.stderr)
+        return 2
+    out = args.out or DEFAULT_OUT
+    classes = [c.strip() for c in args.classes.split(",") if c.strip()] if args.classes else None
+    work = None
+    try:
+        from ucluster.spark import get_spark
+
+        assignments = args.assignments
+        if args.model:
+            model = resolve_model(args.model, args.tracking_uri)
+            spark = get_spark("ucluster-evaluate", args.master)
+            # beside the report, not in the driver's /tmp: on a cluster the executors write it
+            work = os.path.join(out, f".assignments-{args.split}")
+            assignments = os.path.join(work, "assignments.parquet")
+            shutil.rmtree(work, ignore_errors=True)
+            splits = None if args.split == "all" else [args.split]
+            assign(spark, model, args.data, assignments, splits=splits, with_latent=args.latent_sample > 0)
+        else:
+            read_assign_meta(assignments)  # a one-line error before Spark starts
+            spark = get_spark("ucluster-evaluate", args.master)
+        report = evaluate(spark, assignments, split=args.split, classes=classes,
+                          mass_window=(args.mass_min, args.mass_max), sample=args.sample,
+                          latent_sample=args.latent_sample, out_dir=out)
+        if not args.no_mlflow:
+            log_report(report, read_assign_meta(assignments), args.split, args.run, args.tracking_uri,
+                       args.experiment, out, assignments=args.assignments or "")
+    except (InferenceError, DatasetError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    finally:
+        if work:
+            shutil.rmtree(work, ignore_errors=True)
+    print(report.summary, end="")
+    print(f"plots and summary in {out}" + (f"; MLflow run {report.run_id}" if report.run_id else ""))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
