@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--np", type=int, default=-1, help="training workers (HorovodRunner meaning)")
     p.add_argument("--replicate", type=int, default=20, help="copies of the training split to assign")
     p.add_argument("--repeat", type=int, default=3, help="warm assignment runs (the best counts)")
+    p.add_argument("--json", default=None, help="also write the figures to this JSON file (used by make bench)")
     p.add_argument("--batch-size", type=int, default=1024, help="assignment batch size")
     p.add_argument("--workdir", default="runs/benchmark_assign")
     p.add_argument("--master", default=None, help="Spark master (default local[*])")
@@ -147,6 +148,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:<44}{n_text}{s_text}{rate:>10.0f}{rate / train_rate:>11.1f}x")
     best = max(r[3] for r in rows[1:3])
     print(f"\nassignment / training = {best / train_rate:.1f}x (target >= 10x)")
+    if args.json:
+        import json
+
+        Path(args.json).write_text(json.dumps({
+            "train_jets_per_s": train_rate, "assign_cold_jets_per_s": runs[0].jets_per_s,
+            "assign_jets_per_s": warm.jets_per_s, "forward_only_jets_per_s": jets / seconds,
+            "ratio": best / train_rate, "task_slots": cores, "config": args.config}, indent=2) + "\n")
     return 0
 
 
