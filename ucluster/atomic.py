@@ -44,9 +44,8 @@ def atomic_directory(out: str | Path, overwrite: bool = False) -> Iterator[Path]
         shutil.rmtree(backup, ignore_errors=True)
 
 
-def atomic_write_bytes(path: str | Path, data: bytes) -> None:
-    """Write a file through a temporary sibling and a rename, so readers never see half a file."""
-    path = Path(path)
+def _write_temp(path: Path, data: bytes) -> str:
+    """Write ``data`` to a synced temporary sibling of ``path``; returns its name."""
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
@@ -54,8 +53,28 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> None:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
+    except BaseException:
+        os.unlink(tmp)
+        raise
+    return tmp
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> None:
+    """Write a file through a temporary sibling and a rename, so readers never see half a file."""
+    tmp = _write_temp(Path(path), data)
+    try:
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def atomic_create(path: str | Path, data: bytes) -> None:
+    """Like :func:`atomic_write_bytes`, but never replaces an existing file (FileExistsError), even in a race:
+    the complete temporary file is hard-linked to ``path``, which fails if ``path`` exists."""
+    tmp = _write_temp(Path(path), data)
+    try:
+        os.link(tmp, path)
+    finally:
+        os.unlink(tmp)

@@ -170,14 +170,20 @@ def _coerce(value: Any, typ: Any, where: str) -> Any:
     raise ConfigError(f"{where}: expected {name}, got {value!r}")
 
 
-def _apply(cfg: Config, section: str, key: str, value: Any, source: str) -> None:
+def field_type(section: str, key: str, source: str) -> Any:
+    """The declared type of ``section.key``, or a one-line error naming ``source`` (with a suggestion)."""
     sections = _sections()
     if section not in sections:
         raise ConfigError(f"{source}: unknown section '{section}'{_suggest(section, list(sections))}")
     types_ = _field_types(sections[section])
     if key not in types_:
         raise ConfigError(f"{source}: unknown field '{section}.{key}'{_suggest(key, list(types_))}")
-    setattr(getattr(cfg, section), key, _coerce(value, types_[key], f"{source}: field '{section}.{key}'"))
+    return types_[key]
+
+
+def _apply(cfg: Config, section: str, key: str, value: Any, source: str) -> None:
+    typ = field_type(section, key, source)
+    setattr(getattr(cfg, section), key, _coerce(value, typ, f"{source}: field '{section}.{key}'"))
 
 
 def load_config(path: str | Path | None = None, overrides: dict[str, Any] | None = None) -> Config:

@@ -25,7 +25,7 @@ from typing import Any
 
 import yaml
 
-from ucluster.config import Config, ConfigError, _apply, _field_types, _sections, _suggest, config_from_dict
+from ucluster.config import Config, ConfigError, _apply, config_from_dict, field_type
 
 # Fields the tuner itself sets for every trial: searching them would break the budgets or the bookkeeping.
 RESERVED = {"train.epochs": "set by the tuner (--epochs and the halving rungs)", "data.path": "the dataset is fixed"}
@@ -104,13 +104,10 @@ def _resolve(name: Any, where: str) -> Any:
     if not isinstance(name, str) or "." not in name:
         raise SpaceError(f"{where}: parameters are config fields 'section.field', got {name!r}")
     section, _, key = name.partition(".")
-    sections = _sections()
-    if section not in sections:
-        raise SpaceError(f"{where}: unknown section '{section}'{_suggest(section, list(sections))}")
-    types_ = _field_types(sections[section])
-    if key not in types_:
-        raise SpaceError(f"{where}: unknown field '{name}'{_suggest(key, list(types_))}")
-    return types_[key]
+    try:
+        return field_type(section, key, where)
+    except ConfigError as exc:
+        raise SpaceError(str(exc)) from None
 
 
 def _check_field(base: Config, name: str, value: Any, where: str) -> Any:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -21,7 +20,7 @@ from typing import Any
 
 import yaml
 
-from ucluster.atomic import atomic_write_bytes
+from ucluster.atomic import atomic_create, atomic_write_bytes
 from ucluster.config import Config, ConfigError, RunConfig, config_from_dict
 from ucluster.tune.halving import promotable, rung_budgets
 from ucluster.tune.space import SearchSpace
@@ -381,22 +380,9 @@ def _best_yaml(cfg: Config, best: dict[str, Any], study_name: str, parent_id: st
 
 def write_new(path: str | Path, text: str, overwrite: bool = False) -> Path:
     """Write ``text`` atomically; without ``overwrite`` an existing file is never replaced, even in a race."""
-    import tempfile
-
     path = Path(path)
-    if overwrite:
-        atomic_write_bytes(path, text.encode())
-        return path
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(fd, "w") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.link(tmp, path)  # fails if path exists: no check-then-write window
+        (atomic_write_bytes if overwrite else atomic_create)(path, text.encode())
     except FileExistsError:
         raise TuneError(f"{path}: already exists (pass --overwrite to replace it)") from None
-    finally:
-        os.unlink(tmp)
     return path
