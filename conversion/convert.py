@@ -21,8 +21,16 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conversion.features import compute_features, feature_plan
-from conversion.hls4ml_reader import ConversionError, FileInfo, inspect_file, read_rows, resolve_inputs, truth_labels
+from conversion.features import PID_COLUMN, compute_features, feature_plan
+from conversion.hls4ml_reader import (
+    ConversionError,
+    FileInfo,
+    check_finite,
+    inspect_file,
+    read_rows,
+    resolve_inputs,
+    truth_labels,
+)
 from ucluster import hls4ml
 from ucluster.atomic import OutputExistsError, atomic_directory
 from ucluster.data import schema as S
@@ -97,6 +105,13 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
         cols = read_rows(task.info, task.start, task.stop, needed)
         features, n_particles = compute_features(cols["constituents"], list(task.info.particle_names),
                                                  meta.feature_names, meta.n_particles)
+        # NaN/inf in any column used propagates into the features (padded slots too: NaN * 0 is NaN), except
+        # in the columns that only steer (pT decides the mask, pdgid the type): check those directly. One
+        # contiguous pass; the column-by-column scan that names the culprit runs only on failure.
+        steering = [c for c in ("j1_pt", PID_COLUMN) if c in task.info.particle_names]
+        if not np.isfinite(features).all():
+            check_finite(task.info, cols["constituents"], needed, task.start)
+        check_finite(task.info, cols["constituents"], steering, task.start)
         rows = np.arange(task.start, task.stop, dtype=np.int64)
         source = os.path.basename(task.info.path)
         keys = jet_keys(source, rows)

@@ -118,8 +118,9 @@ def _first_line(exc: BaseException) -> str:
 
 
 def read_rows(info: FileInfo, start: int, stop: int, particle_columns: list[str]) -> dict[str, np.ndarray]:
-    """Read rows [start, stop) (one contiguous slab; h5py fancy indexing is slow) and check the columns
-    used for NaN/inf, failing with the file and row. ``constituents`` keeps the file's column order."""
+    """Read rows [start, stop) (one contiguous slab; h5py fancy indexing is slow) and check the jet columns
+    for NaN/inf, failing with the file and row. ``constituents`` keeps the file's column order; its values
+    are checked by the caller (cheaply, on the computed features, see :func:`check_finite`)."""
     jcol = {c: info.jet_names.index(c) for c in (hls4ml.JET_PT, hls4ml.JET_ETA, hls4ml.JET_MASS,
                                                    *hls4ml.CLASS_COLUMNS)}
     try:
@@ -130,17 +131,21 @@ def read_rows(info: FileInfo, start: int, stop: int, particle_columns: list[str]
         where = f"{info.path} rows {start}-{stop - 1}"
         raise ConversionError(f"{where}: read failed ({_first_line(exc)}); truncated or corrupt?") from None
     cons = cons.astype(np.float32, copy=False)
-    for name in particle_columns:
-        values = cons[:, :, info.particle_names.index(name)]
-        if not np.isfinite(values).all():
-            bad = int(np.argwhere(~np.isfinite(values))[0][0]) + start
-            raise ConversionError(f"{info.path}: NaN/inf in '{hls4ml.CONSTITUENTS}' feature '{name}' at row {bad}")
     jet_cols = {name: jets[:, i].astype(np.float32) for name, i in jcol.items()}
     for name, values in jet_cols.items():
         if not np.isfinite(values).all():
             bad = int(np.argwhere(~np.isfinite(values))[0][0]) + start
             raise ConversionError(f"{info.path}: NaN/inf in jet feature '{name}' at row {bad}")
     return {"constituents": cons, **jet_cols}
+
+
+def check_finite(info: FileInfo, constituents: np.ndarray, columns: list[str], start: int) -> None:
+    """Fail naming the first particle column and row holding NaN/inf (``start`` = the file row of row 0)."""
+    for name in columns:
+        values = constituents[:, :, info.particle_names.index(name)]
+        if not np.isfinite(values).all():
+            bad = int(np.argwhere(~np.isfinite(values))[0][0]) + start
+            raise ConversionError(f"{info.path}: NaN/inf in '{hls4ml.CONSTITUENTS}' feature '{name}' at row {bad}")
 
 
 def truth_labels(jet_cols: dict[str, np.ndarray]) -> np.ndarray:

@@ -84,11 +84,11 @@ def main(argv: list[str] | None = None) -> dict:
 
             spark = get_spark("ucluster-bench-conversion", "local[*]")
             spark.sparkContext.setLogLevel("ERROR")
-            convert(str(src), work / "spark_warm", spark=spark, progress=False, rows_per_task=4096)
+            convert(str(src), work / "spark_warm", spark=spark, progress=False)
             times = []
             for i in range(args.repeat):
                 t0 = time.perf_counter()
-                convert(str(src), work / f"spark{i}", spark=spark, progress=False, rows_per_task=4096)
+                convert(str(src), work / f"spark{i}", spark=spark, progress=False)
                 times.append(time.perf_counter() - t0)
             result["convert_spark_jets_per_s"] = args.jets / min(times)
             result["spark_cores"] = spark.sparkContext.defaultParallelism
