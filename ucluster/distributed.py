@@ -16,6 +16,23 @@ class LaunchError(RuntimeError):
     """The workers could not be started (bad np, not enough slots)."""
 
 
+def init_horovod():
+    """``hvd.init()`` for a worker, after removing the malformed settings that ``horovod.runner.run`` exports.
+
+    Horovod 0.28.1's function launcher sets HOROVOD_CYCLE_TIME and HOROVOD_CACHE_CAPACITY to the string
+    "(None,)" (a stray comma in its defaults). Measured here: with those values the worker's memory grew by
+    about 1 MB per training step (30 MB an epoch in a small run), even on one worker; without them it stays
+    flat. Dropping them restores Horovod's defaults.
+    """
+    import horovod.tensorflow as hvd
+
+    for key in ("HOROVOD_CYCLE_TIME", "HOROVOD_CACHE_CAPACITY"):
+        if os.environ.get(key, "").startswith("("):
+            del os.environ[key]
+    hvd.init()
+    return hvd
+
+
 def local_slots() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 

@@ -16,14 +16,14 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot im
 
 def _steps_worker(config: dict, batches: list[dict], lr: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Build the model, perturb non-root weights (the broadcast must undo it), train on this rank's part."""
-    import horovod.tensorflow as hvd
     import keras
 
     from ucluster.config import config_from_dict
+    from ucluster.distributed import init_horovod
     from ucluster.model import build_model
     from ucluster.train.trainer import StepFunctions, n_classes
 
-    hvd.init()
+    hvd = init_horovod()
     cfg = config_from_dict(config)
     keras.utils.set_random_seed(123)
     f = batches[0]["features"]

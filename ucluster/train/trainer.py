@@ -108,12 +108,13 @@ class _Ctx:
 
 
 def _init_horovod(deterministic: bool = False, threads: int = 0) -> _Ctx:
-    import horovod.tensorflow as hvd
     import tensorflow as tf
+
+    from ucluster.distributed import init_horovod
 
     if deterministic:
         tf.config.experimental.enable_op_determinism()
-    hvd.init()
+    hvd = init_horovod()
     threads = threads or max(1, (os.cpu_count() or 1) // hvd.local_size())
     tf.config.threading.set_intra_op_parallelism_threads(threads)
     tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
