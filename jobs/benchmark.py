@@ -209,7 +209,10 @@ def main(argv: list[str] | None = None) -> dict:
             default = load_config(None, {"data.path": str(large), "train.batch_size": 256})
             results["loader_default_model"] = bench_loader_vs_step(default, 4)
         print("(2) Horovod scaling ...", flush=True)
-        results["scaling"] = bench_scaling(demo, work)
+        # the paper's per-worker batch (1024) on the 10X dataset: enough steps per epoch for 2 workers
+        results["scaling"] = bench_scaling(load_config(REPO / "conf" / "demo.yaml", {
+            "data.path": str(large), "train.batch_size": 1024, "train.kmeans_sample": 2000, "run.progress": False}),
+            work)
         print("(3) memory ...", flush=True)
         tiny = load_config(REPO / "conf" / "demo.yaml", {
             "data.max_particles": 30, "model.k": 8, "model.point_channels": "16,16", "model.latent_dim": 16,
@@ -230,9 +233,12 @@ def main(argv: list[str] | None = None) -> dict:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     results["notes"] = [
-        "Scaling is measured with one TensorFlow thread per worker, i.e. one Spark task slot per worker; on this "
-        "2-core machine two workers leave no core for the loader threads, the Gloo allreduce and the OS, which is "
-        "what limits the efficiency. '1 worker using both cores' shows what one process gets from the whole machine.",
+        "Scaling is measured with one TensorFlow thread per worker (one Spark task slot each) at the paper's "
+        "per-worker batch of 1024, demo model. Two independent single-thread training processes on this machine "
+        "reached 0.98 of twice one (measured 2026-11-26: 2073 + 2049 vs 2099 jets/s), so the cores themselves "
+        "scale; what two Horovod workers lose goes to the per-step gradient allreduce (Gloo over loopback) and to "
+        "the loader and Horovod threads, which have no spare core on a 2-core machine. Here one worker using both "
+        "cores is the faster choice; the 2-worker figure is what a 2-slot Spark cluster would get.",
         "Memory: each worker holds one shuffle buffer (data.shuffle_buffer jets) plus one row group, whatever the "
         "dataset size.",
     ]
