@@ -73,7 +73,7 @@ class TrainConfig:
     lr_decay_every: int = 3  # epochs
     lr_decay_factor: float = 0.5
     lr_min: float = 1.0e-5
-    lr_restart: bool = True  # restart the lr schedule when the clustering phase starts
+    lr_restart: bool = False  # restart the lr schedule when the clustering phase starts
     alpha_start: float = 1.0  # softness of the cluster assignment in the first clustering epoch
     alpha_step: float = 2.0  # added to alpha every clustering epoch
     beta: float = 10.0  # weight of the clustering loss
