@@ -37,22 +37,6 @@ def build_dataset(work: Path, n_jets: int, base_h5: Path) -> Path:
     return out
 
 
-def simulate_base(work: Path, per_kind: int) -> Path:
-    """A seeded Pythia W/Z/top sample, the seed of every tiled benchmark dataset."""
-    import h5py
-    import numpy as np
-
-    from ucluster import hls4ml
-    from ucluster.sim.pythia_jets import JET_FEATURES, generate_jets, write_hls4ml_file
-
-    parts = [generate_jets(kind, per_kind, seed) for kind, seed in (("w", 31), ("z", 32), ("t", 33))]
-    path = work / "base.h5"
-    write_hls4ml_file(path, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
-    with h5py.File(path, "r") as f:
-        assert [n.decode() for n in f[hls4ml.JET_NAMES][()]] == list(JET_FEATURES)
-    return path
-
-
 def bench_loader_vs_step(cfg, n_batches: int) -> dict:
     """Jets/s the loader delivers as ready batches vs jets/s one training step consumes (same batches)."""
     import keras
@@ -199,7 +183,7 @@ def main(argv: list[str] | None = None) -> dict:
     results: dict = {"machine": f"{platform.machine()}, {os.cpu_count()} cores", "date": time.strftime("%Y-%m-%d")}
     try:
         print("simulating the base sample and building datasets of X and 10X jets ...", flush=True)
-        base = simulate_base(work, 200)
+        base = benchmark_conversion.simulate_base(work / "base.h5", 200, seeds=(31, 32, 33))
         small = build_dataset(work, args.jets, base)
         large = build_dataset(work, 10 * args.jets, base)
         demo = load_config(REPO / "conf" / "demo.yaml", {"data.path": str(small), "run.progress": False})

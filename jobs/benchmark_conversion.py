@@ -23,19 +23,19 @@ import numpy as np
 from ucluster import hls4ml
 
 
-def make_tiled_file(path: Path, n_jets: int, source: str | None) -> None:
-    if source:
-        with h5py.File(source, "r") as f:
-            cons, jets = f[hls4ml.CONSTITUENTS][()], f[hls4ml.JETS][()]
-            pnames, jnames = f[hls4ml.PARTICLE_NAMES][()], f[hls4ml.JET_NAMES][()]
-    else:
-        from ucluster.sim.pythia_jets import JET_FEATURES, generate_jets
+def simulate_base(path: Path, per_kind: int, seeds: tuple[int, int, int] = (7, 8, 9)) -> Path:
+    """A seeded Pythia W/Z/top sample in one hls4ml file: the source every tiled benchmark file repeats."""
+    from ucluster.sim.pythia_jets import generate_jets, write_hls4ml_file
 
-        parts = [generate_jets(kind, 134, seed) for kind, seed in (("w", 7), ("z", 8), ("t", 9))]
-        cons = np.concatenate([p[0] for p in parts])
-        jets = np.concatenate([p[1] for p in parts])
-        pnames = np.array([n.encode() for n in hls4ml.PARTICLE_FEATURES])
-        jnames = np.array([n.encode() for n in JET_FEATURES])
+    parts = [generate_jets(kind, per_kind, seed) for kind, seed in zip(("w", "z", "t"), seeds, strict=True)]
+    return write_hls4ml_file(path, np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]))
+
+
+def make_tiled_file(path: Path, n_jets: int, source: str | Path) -> None:
+    """Repeat the jets of the hls4ml file ``source`` until ``path`` holds ``n_jets``."""
+    with h5py.File(source, "r") as f:
+        cons, jets = f[hls4ml.CONSTITUENTS][()], f[hls4ml.JETS][()]
+        pnames, jnames = f[hls4ml.PARTICLE_NAMES][()], f[hls4ml.JET_NAMES][()]
     reps = -(-n_jets // len(cons))
     with h5py.File(path, "w") as f:
         f.create_dataset(hls4ml.CONSTITUENTS, data=np.tile(cons, (reps, 1, 1))[:n_jets])
@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> dict:
     work = Path(tempfile.mkdtemp(prefix="ucluster-bench-conv-"))
     try:
         src = work / "tiled.h5"
-        make_tiled_file(src, args.jets, args.h5)
+        make_tiled_file(src, args.jets, args.h5 or simulate_base(work / "base.h5", 134))
         raw_read(src)  # warm the page cache so both sides read from memory
         raw = min(raw_read(src) for _ in range(args.repeat))
         local = []

@@ -57,15 +57,16 @@ def preflight(cfg: Config, n_workers: int) -> dict:
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
             raise TrainingError(f"{files[0]}: dataset lacks column(s) {missing} needed for training")
-        stream = JetStream(cfg, split, 0, 1, meta)
-        counts[split] = stream.selected_rows()
+    # Training jets are counted per worker shard (they sum to the split's count): read once, checked twice.
+    shard_rows = [JetStream(cfg, "train", r, n_workers, meta).selected_rows() for r in range(n_workers)]
+    counts["train"] = sum(shard_rows)
+    counts["test"] = JetStream(cfg, "test", 0, 1, meta).selected_rows()
     need = cfg.train.batch_size * n_workers
     if counts["train"] < need:
         raise TrainingError(
             f"{cfg.data.path}: {counts['train']} training jets pass the selection, fewer than one batch per worker "
             f"({cfg.train.batch_size} x {n_workers}); lower train.batch_size or add data")
     if n_workers > 1:  # workers own whole row groups: each shard must still hold a batch
-        shard_rows = [JetStream(cfg, "train", r, n_workers, meta).selected_rows() for r in range(n_workers)]
         if min(shard_rows) < cfg.train.batch_size:
             raise TrainingError(
                 f"{cfg.data.path}: worker shards hold {shard_rows} selected training jets, and each needs at least "
@@ -179,7 +180,6 @@ def train_worker(config: dict) -> dict:
     cfg = config_from_dict(config)
     ctx = _init_horovod(cfg.run.deterministic, cfg.run.threads_per_worker)
     rank, size = ctx.rank, ctx.size
-    keras.utils.set_random_seed(cfg.train.seed + rank)  # per-rank dropout streams; weights come from rank 0
     meta = S.read_meta(cfg.data.path)
     train = JetStream(cfg, "train", rank, size, meta)
     test = JetStream(cfg, "test", rank, size, meta)
