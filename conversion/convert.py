@@ -14,7 +14,9 @@ from __future__ import annotations
 import json
 import os
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
+from itertools import pairwise
 from pathlib import Path
 
 import numpy as np
@@ -91,66 +93,141 @@ def _check_fractions(fractions: dict[str, float]) -> dict[str, float]:
 
 
 def plan(infos: list[FileInfo], rows_per_task: int) -> list[Task]:
+    """Split every file into near-equal row ranges of at most ``rows_per_task`` rows (equal sizes keep the
+    Spark tasks balanced: 24k rows become 2 x 12k, not 16k + 8k)."""
     tasks = []
     for fi, info in enumerate(infos):
-        for ci, start in enumerate(range(0, info.n_jets, rows_per_task)):
-            tasks.append(Task(fi, ci, info, start, min(start + rows_per_task, info.n_jets)))
+        n_tasks = max(1, -(-info.n_jets // rows_per_task))
+        edges = [info.n_jets * i // n_tasks for i in range(n_tasks + 1)]
+        tasks += [Task(fi, ci, info, a, b) for ci, (a, b) in enumerate(pairwise(edges)) if b > a]
     return tasks
 
 
+# Rows read, computed and handed to the writers at a time: small enough that a chunk's arrays stay in cache,
+# big enough that the per-chunk overhead (an HDF5 hyperslab read, a few numpy calls) stays negligible.
+CHUNK_ROWS = 2048
+
+
+class _SplitWriters:
+    """One Parquet file per split, written by a background thread in row groups of exactly ``row_group_size``
+    rows (the last one shorter), so the layout does not depend on the chunking and the bytes are reproducible."""
+
+    def __init__(self, task: Task, out_dir: str, schema: pa.Schema, row_group_size: int, compression: str):
+        self.task, self.out_dir, self.schema = task, Path(out_dir), schema
+        self.row_group_size, self.compression = row_group_size, compression
+        self.pending: dict[str, list[pa.Table]] = {}
+        self.rows: dict[str, int] = {}
+        self.writers: dict[str, pq.ParquetWriter] = {}
+        self.pool = ThreadPoolExecutor(1, thread_name_prefix="parquet-writer")
+        self.futures: list[Future] = []
+
+    def add(self, split: str, table: pa.Table) -> None:
+        self.pending.setdefault(split, []).append(table)
+        self.rows[split] = self.rows.get(split, 0) + table.num_rows
+        while self.rows[split] >= self.row_group_size:
+            self._flush(split, self.row_group_size)
+
+    def _flush(self, split: str, n: int) -> None:
+        whole = pa.concat_tables(self.pending[split])
+        head, rest = whole.slice(0, n), whole.slice(n)
+        self.pending[split], self.rows[split] = ([rest] if rest.num_rows else []), rest.num_rows
+        self.futures.append(self.pool.submit(self._write, split, head))
+
+    def _write(self, split: str, table: pa.Table) -> None:
+        if split not in self.writers:
+            part_dir = self.out_dir / f"split={split}"
+            part_dir.mkdir(parents=True, exist_ok=True)
+            name = f"part-{self.task.file_index:05d}-{self.task.chunk_index:05d}.parquet"
+            # No per-file atomic write needed: the whole output directory is renamed into place at the end.
+            self.writers[split] = pq.ParquetWriter(
+                part_dir / name, self.schema, compression=self.compression, use_dictionary=[S.SOURCE_FILE],
+                write_statistics=[S.JET_MASS, S.JET_PT, S.LABEL])
+        self.writers[split].write_table(table, row_group_size=self.row_group_size)
+
+    def close(self) -> None:
+        """Write what is left and close every file; re-raises a writer thread's error."""
+        try:
+            for split in list(self.pending):
+                if self.rows[split]:
+                    self._flush(split, self.rows[split])
+            for fut in self.futures:
+                fut.result()
+        finally:
+            self.pool.shutdown(wait=True)
+            for writer in self.writers.values():
+                writer.close()
+
+
+def _convert_chunk(task: Task, cols: dict, start: int, stop: int, meta: S.DatasetMeta, needed: list[str]):
+    """Features, keys, split indices and labels of rows [start, stop) of ``task``'s file."""
+    features, n_particles = compute_features(cols["constituents"], list(task.info.particle_names),
+                                             meta.feature_names, meta.n_particles)
+    # NaN/inf in any column used propagates into the features (padded slots too: NaN * 0 is NaN), except
+    # in the columns that only steer (pT decides the mask, pdgid the type): check those directly. One
+    # contiguous pass; the column-by-column scan that names the culprit runs only on failure.
+    steering = [c for c in ("j1_pt", PID_COLUMN) if c in task.info.particle_names]
+    if not np.isfinite(features).all():
+        check_finite(task.info, cols["constituents"], needed, start)
+    check_finite(task.info, cols["constituents"], steering, start)
+    rows = np.arange(start, stop, dtype=np.int64)
+    keys = jet_keys(os.path.basename(task.info.path), rows)
+    return features, n_particles, rows, keys, assign_splits(keys, meta.split_fractions), truth_labels(cols)
+
+
 def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: int, compression: str) -> dict:
-    """Convert one row range; returns ``{"counts": {split: {label: n}}}`` or ``{"error": one line}``."""
+    """Convert one row range; returns ``{"counts": {split: {label: n}}}`` or ``{"error": one line}``.
+
+    Streams the range in chunks through three overlapping stages: a reader thread fetches the next HDF5
+    slab while this thread computes the features of the current one and a writer thread encodes and
+    writes full row groups (h5py, numpy and Parquet each release the GIL for their heavy part).
+    """
+    writers = None
     try:
         _, needed = feature_plan(list(task.info.particle_names))
-        cols = read_rows(task.info, task.start, task.stop, needed)
-        features, n_particles = compute_features(cols["constituents"], list(task.info.particle_names),
-                                                 meta.feature_names, meta.n_particles)
-        # NaN/inf in any column used propagates into the features (padded slots too: NaN * 0 is NaN), except
-        # in the columns that only steer (pT decides the mask, pdgid the type): check those directly. One
-        # contiguous pass; the column-by-column scan that names the culprit runs only on failure.
-        steering = [c for c in ("j1_pt", PID_COLUMN) if c in task.info.particle_names]
-        if not np.isfinite(features).all():
-            check_finite(task.info, cols["constituents"], needed, task.start)
-        check_finite(task.info, cols["constituents"], steering, task.start)
-        rows = np.arange(task.start, task.stop, dtype=np.int64)
         source = os.path.basename(task.info.path)
-        keys = jet_keys(source, rows)
-        split_idx = assign_splits(keys, meta.split_fractions)
-        labels = truth_labels(cols)
         schema = S.arrow_schema(meta)
-        counts: dict[str, dict[str, int]] = {}
-        for si, split in enumerate(S.SPLITS):
-            sel = np.flatnonzero(split_idx == si)
-            if sel.size == 0:
-                continue
-            table = pa.table(
-                {
-                    S.JET_KEY: keys[sel],
-                    S.FEATURES: S.encode_features(features[sel]),
-                    S.N_PARTICLES: n_particles[sel],
-                    S.LABEL: labels[sel],
-                    S.JET_PT: cols[hls4ml.JET_PT][sel],
-                    S.JET_ETA: cols[hls4ml.JET_ETA][sel],
-                    S.JET_MASS: cols[hls4ml.JET_MASS][sel],
-                    S.SOURCE_FILE: pa.array([source] * sel.size, pa.string()),
-                    S.SOURCE_ROW: rows[sel],
-                },
-                schema=schema,
-            )
-            part_dir = Path(out_dir) / f"split={split}"
-            part_dir.mkdir(parents=True, exist_ok=True)
-            name = f"part-{task.file_index:05d}-{task.chunk_index:05d}.parquet"
-            # No per-file atomic write needed: the whole output directory is renamed into place at the end.
-            pq.write_table(table, part_dir / name, row_group_size=row_group_size, compression=compression,
-                           use_dictionary=[S.SOURCE_FILE], write_statistics=[S.JET_MASS, S.JET_PT, S.LABEL])
-            names = meta.class_names
-            counts[split] = {(names[k] if k >= 0 else "undefined"): int(v)
-                             for k, v in sorted(Counter(labels[sel].tolist()).items())}
-        return {"counts": counts}
+        writers = _SplitWriters(task, out_dir, schema, row_group_size, compression)
+        counts: dict[str, Counter] = {}
+        starts = list(range(task.start, task.stop, CHUNK_ROWS))
+        with ThreadPoolExecutor(1, thread_name_prefix="hdf5-reader") as reader:
+            ahead = reader.submit(read_rows, task.info, starts[0], min(starts[0] + CHUNK_ROWS, task.stop), needed)
+            for start in starts:
+                stop = min(start + CHUNK_ROWS, task.stop)
+                cols = ahead.result()
+                if stop < task.stop:
+                    ahead = reader.submit(read_rows, task.info, stop, min(stop + CHUNK_ROWS, task.stop), needed)
+                features, n_particles, rows, keys, split_idx, labels = _convert_chunk(task, cols, start, stop,
+                                                                                      meta, needed)
+                for si, split in enumerate(S.SPLITS):
+                    sel = np.flatnonzero(split_idx == si)
+                    if sel.size == 0:
+                        continue
+                    writers.add(split, pa.table(
+                        {
+                            S.JET_KEY: keys[sel],
+                            S.FEATURES: S.encode_features(features[sel]),
+                            S.N_PARTICLES: n_particles[sel],
+                            S.LABEL: labels[sel],
+                            S.JET_PT: cols[hls4ml.JET_PT][sel],
+                            S.JET_ETA: cols[hls4ml.JET_ETA][sel],
+                            S.JET_MASS: cols[hls4ml.JET_MASS][sel],
+                            S.SOURCE_FILE: pa.array([source] * sel.size, pa.string()),
+                            S.SOURCE_ROW: rows[sel],
+                        },
+                        schema=schema,
+                    ))
+                    counts.setdefault(split, Counter()).update(labels[sel].tolist())
+        writers.close()
+        names = meta.class_names
+        return {"counts": {split: {(names[k] if k >= 0 else "undefined"): int(v) for k, v in sorted(c.items())}
+                           for split, c in counts.items()}}
     except ConversionError as exc:
         return {"error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - report any failure as one line naming the rows
         return {"error": f"{task.info.path} rows {task.start}-{task.stop - 1}: {type(exc).__name__}: {exc}"}
+    finally:
+        if writers is not None:
+            writers.pool.shutdown(wait=True)
 
 
 def convert(
