@@ -1,4 +1,5 @@
-"""Print the mass-only k-means floor for a dataset and configuration (the ceiling: jobs/train.py --supervised).
+"""Print the mass-only references for a dataset and configuration: the k-means floor and the best mass cuts
+(the network's own ceiling: jobs/train.py --supervised).
 
     python -m jobs.baselines --data data/jets.parquet [--config conf/ucluster.yaml] [--section.field VALUE]
 """
@@ -18,16 +19,19 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--data", dest="cfg__data__path", default=None)
     add_config_arguments(p)
     args = p.parse_args(argv)
-    from ucluster.baselines import mass_kmeans
+    from ucluster.baselines import best_mass_cuts, mass_kmeans
     from ucluster.data.schema import DatasetError
 
     try:
         cfg = load_config(args.config, overrides_from_args(args))
         result = mass_kmeans(cfg)
+        cuts = best_mass_cuts(cfg) if cfg.model.n_clusters in (2, 3) else None
     except (ConfigError, DatasetError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print(json.dumps({"baseline": "k-means on the jet mass", **result}, indent=2))
+    if cuts is not None:
+        print(json.dumps({"baseline": "best cuts on the jet mass (chosen with the true labels)", **cuts}, indent=2))
     return 0
 
 

@@ -5,7 +5,8 @@
 
 On one dataset and one configuration (overrides apply to every run) it measures, in this order:
 
-1. the floor: k-means on the jet mass alone (``ucluster.baselines.mass_kmeans``);
+1. the floor: k-means on the jet mass alone (``ucluster.baselines.mass_kmeans``), and for reference the best
+   thresholds on the jet mass chosen with the true labels (``ucluster.baselines.best_mass_cuts``);
 2. the ceiling: the same network trained on the true labels (``model.target=truth``), first seed;
 3. UCluster with every seed on one worker;
 4. UCluster on two workers at the same global batch (half the per-worker batch, lr not rescaled), first seed,
@@ -136,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
     import mlflow
 
     from ucluster.atomic import atomic_write_bytes
-    from ucluster.baselines import mass_kmeans
+    from ucluster.baselines import best_mass_cuts, mass_kmeans
     from ucluster.data.schema import DatasetError
     from ucluster.spark import get_spark
     from ucluster.tracking import setup_mlflow, tracking_uri
@@ -157,6 +158,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         floor = mass_kmeans(base)
         print(f"mass-only k-means floor: {floor['test_cluster_acc']:.3f} on {floor['test_jets']} test jets", flush=True)
+        cuts = best_mass_cuts(base) if base.model.n_clusters in (2, 3) else None
         one = {"run": {"np": -1}}
         sup = _train(_run_config(base, out, "supervised", uri, parent.info.run_id, model={"target": "truth"},
                                  train={"seed": seeds[0]}, **one), spark)
@@ -174,7 +176,12 @@ def main(argv: list[str] | None = None) -> int:
     floor_row = {"name": "k-means on the jet mass (floor)", "test_cluster_acc": floor["test_cluster_acc"],
                  "test_nmi": floor["test_nmi"], "test_ari": floor["test_ari"],
                  **{f"purity_{c}": floor[f"purity_{c}"] for c in classes}, "notes": "jobs/baselines.py"}
-    rows = [floor_row, _summary_row("supervised, same network (ceiling)", sup, classes, f"seed {seeds[0]}")]
+    cuts_rows = [] if cuts is None else [{
+        "name": "best cuts on the jet mass (true labels)", "test_cluster_acc": cuts["test_cluster_acc"],
+        "test_nmi": cuts["test_nmi"], "test_ari": cuts["test_ari"],
+        "notes": "cuts at " + ", ".join(f"{c:.0f}" for c in cuts["cuts_gev"]) + " GeV"}]
+    rows = [floor_row, *cuts_rows, _summary_row("supervised, same network (ceiling)", sup, classes, f"seed {seeds[0]}")]
+    sup_row = rows[-1]
     seed_rows = [_summary_row(f"UCluster seed {s}", r, classes, "1 worker") for s, r in zip(seeds, runs, strict=True)]
     rows += seed_rows
     two_row = None
@@ -182,7 +189,7 @@ def main(argv: list[str] | None = None) -> int:
         two_row = _summary_row(f"UCluster seed {seeds[0]}, 2 workers", two, classes,
                                f"2 x {max(base.train.batch_size // 2, 1)} jets per step, lr not rescaled")
         rows.append(two_row)
-    summary = summarize(floor_row, rows[1], seed_rows, two_row, classes)
+    summary = summarize(floor_row, sup_row, seed_rows, two_row, classes)
     table = markdown(rows, summary, classes)
     report = {"dataset": base.data.path, "train_jets": floor["train_jets"], "test_jets": floor["test_jets"],
               "config": base.to_dict(), "rows": rows, "summary": summary}

@@ -22,15 +22,16 @@ def test_quality_study_writes_table_and_nested_runs(jet_dataset, tmp_path, capsy
     report = json.loads((out / "quality.json").read_text())
     names = [r["name"] for r in report["rows"]]
     assert names[0].startswith("k-means on the jet mass")
-    assert names[1].startswith("supervised")
+    assert names[1].startswith("best cuts on the jet mass")
+    assert names[2].startswith("supervised")
     assert [n for n in names if n.startswith("UCluster seed")] == ["UCluster seed 1", "UCluster seed 2",
                                                                    "UCluster seed 1, 2 workers"]
     for row in report["rows"]:
         assert 0.0 <= row["test_cluster_acc"] <= 1.0
     s = report["summary"]
-    accs = [r["test_cluster_acc"] for r in report["rows"][2:4]]
+    accs = [r["test_cluster_acc"] for r in report["rows"][3:5]]
     assert abs(s["ucluster_mean_acc"] - sum(accs) / 2) < 1e-9
-    assert s["supervised_acc"] == report["rows"][1]["test_class_acc"]
+    assert s["supervised_acc"] == report["rows"][2]["test_class_acc"]
     assert "two_worker_points" in s
     table = (out / "quality.md").read_text()
     assert "UCluster seed 2" in table and "goal ≥ 0.95" in table
