@@ -1,7 +1,10 @@
 """hls4ml HDF5 -> partitioned Parquet, split across Spark tasks by file and row range.
 
-Every task reads one row range of one file (bounded memory whatever the input size), computes the UCluster
-inputs and writes one Parquet file per split with deterministic names, so re-running gives the same bytes.
+Every task reads one row range of one file, computes the UCluster inputs and writes one Parquet file per split
+with deterministic names, so re-running gives the same bytes. A task streams its range in chunks of
+``CHUNK_ROWS`` jets, so its memory is bounded by the chunk and row-group sizes, not by the range: the range
+(``rows_per_task``, default 65536) is only the unit of parallelism, and it is large because a Spark task has a
+fixed cost (about 35 ms measured on local[2]; 7 tasks of 14k jets took 0.74 s where 2 of 50k took 0.40 s).
 The whole output is built in a temporary directory and renamed into place only when every task succeeded.
 
 Row groups default to 4096 jets (about 13 MB of float32 features at P=100, F=8): big enough for efficient
@@ -13,7 +16,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from itertools import pairwise
@@ -23,7 +25,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from conversion.features import PID_COLUMN, compute_features, feature_plan
+from conversion.features import NonFiniteSteering, compute_features, feature_plan
 from conversion.hls4ml_reader import (
     ConversionError,
     FileInfo,
@@ -158,17 +160,19 @@ class _SplitWriters:
                 writer.close()
 
 
-def _convert_chunk(task: Task, cols: dict, start: int, stop: int, meta: S.DatasetMeta, needed: list[str]):
-    """Features, keys, split indices and labels of rows [start, stop) of ``task``'s file."""
-    features, n_particles = compute_features(cols["constituents"], list(task.info.particle_names),
-                                             meta.feature_names, meta.n_particles)
-    # NaN/inf in any column used propagates into the features (padded slots too: NaN * 0 is NaN), except
-    # in the columns that only steer (pT decides the mask, pdgid the type): check those directly. One
+def _convert_chunk(task: Task, cols: dict, start: int, stop: int, meta: S.DatasetMeta, needed: list[str],
+                   feature_buffer: np.ndarray):
+    """Features (in ``feature_buffer``), keys, split indices and labels of rows [start, stop) of the file."""
+    try:
+        features, n_particles = compute_features(cols["constituents"], list(task.info.particle_names),
+                                                 meta.feature_names, meta.n_particles, out=feature_buffer)
+    except NonFiniteSteering as exc:  # name the row
+        check_finite(task.info, cols["constituents"], [exc.column], start)
+        raise
+    # NaN/inf in any other column used propagates into the features (padded slots too: NaN * 0 is NaN). One
     # contiguous pass; the column-by-column scan that names the culprit runs only on failure.
-    steering = [c for c in ("j1_pt", PID_COLUMN) if c in task.info.particle_names]
     if not np.isfinite(features).all():
         check_finite(task.info, cols["constituents"], needed, start)
-    check_finite(task.info, cols["constituents"], steering, start)
     rows = np.arange(start, stop, dtype=np.int64)
     keys = jet_keys(os.path.basename(task.info.path), rows)
     return features, n_particles, rows, keys, assign_splits(keys, meta.split_fractions), truth_labels(cols)
@@ -187,17 +191,30 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
         source = os.path.basename(task.info.path)
         schema = S.arrow_schema(meta)
         writers = _SplitWriters(task, out_dir, schema, row_group_size, compression)
-        counts: dict[str, Counter] = {}
+        n_labels = len(meta.class_names) + 1  # label -1 (undefined) is counted in the last slot
+        counts = {split: np.zeros(n_labels, np.int64) for split in S.SPLITS}
+        source_column = pa.array([source] * min(CHUNK_ROWS, task.stop - task.start), pa.string())  # sliced below
         starts = list(range(task.start, task.stop, CHUNK_ROWS))
+        rows_max = min(CHUNK_ROWS, task.stop - task.start)
+        # Two constituent buffers (the reader fills one while this thread reads the other) and one feature
+        # buffer, reused for every chunk: fresh allocations would cost page faults and zeroing each time.
+        slab = (rows_max, task.info.n_particles, len(task.info.particle_names))
+        buffers = [np.empty(slab, np.float32), np.empty(slab, np.float32)]
+        feature_buffer = np.empty((rows_max, meta.n_particles, meta.n_features), np.float32)
+
+        def read(i: int) -> dict:
+            a = starts[i]
+            return read_rows(task.info, a, min(a + CHUNK_ROWS, task.stop), needed, buffers[i % 2])
+
         with ThreadPoolExecutor(1, thread_name_prefix="hdf5-reader") as reader:
-            ahead = reader.submit(read_rows, task.info, starts[0], min(starts[0] + CHUNK_ROWS, task.stop), needed)
-            for start in starts:
+            ahead = reader.submit(read, 0)
+            for i, start in enumerate(starts):
                 stop = min(start + CHUNK_ROWS, task.stop)
                 cols = ahead.result()
-                if stop < task.stop:
-                    ahead = reader.submit(read_rows, task.info, stop, min(stop + CHUNK_ROWS, task.stop), needed)
-                features, n_particles, rows, keys, split_idx, labels = _convert_chunk(task, cols, start, stop,
-                                                                                      meta, needed)
+                if i + 1 < len(starts):
+                    ahead = reader.submit(read, i + 1)  # into the other buffer: chunk i - 1 is done with it
+                features, n_particles, rows, keys, split_idx, labels = _convert_chunk(
+                    task, cols, start, stop, meta, needed, feature_buffer)
                 for si, split in enumerate(S.SPLITS):
                     sel = np.flatnonzero(split_idx == si)
                     if sel.size == 0:
@@ -211,16 +228,16 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
                             S.JET_PT: cols[hls4ml.JET_PT][sel],
                             S.JET_ETA: cols[hls4ml.JET_ETA][sel],
                             S.JET_MASS: cols[hls4ml.JET_MASS][sel],
-                            S.SOURCE_FILE: pa.array([source] * sel.size, pa.string()),
+                            S.SOURCE_FILE: source_column.slice(0, sel.size),
                             S.SOURCE_ROW: rows[sel],
                         },
                         schema=schema,
                     ))
-                    counts.setdefault(split, Counter()).update(labels[sel].tolist())
+                    counts[split] += np.bincount(labels[sel].astype(np.int64) % n_labels, minlength=n_labels)
         writers.close()
-        names = meta.class_names
-        return {"counts": {split: {(names[k] if k >= 0 else "undefined"): int(v) for k, v in sorted(c.items())}
-                           for split, c in counts.items()}}
+        names = [*meta.class_names, "undefined"]
+        return {"counts": {split: {names[k]: int(v) for k, v in enumerate(c) if v}
+                           for split, c in counts.items() if c.any()}}
     except ConversionError as exc:
         return {"error": str(exc)}
     except Exception as exc:  # noqa: BLE001 - report any failure as one line naming the rows
@@ -236,7 +253,7 @@ def convert(
     spark=None,
     fractions: dict[str, float] | None = None,
     max_particles: int | None = None,
-    rows_per_task: int = 16384,
+    rows_per_task: int = 65536,
     row_group_size: int = 4096,
     compression: str = "snappy",
     overwrite: bool = False,

@@ -117,19 +117,65 @@ def _first_line(exc: BaseException) -> str:
     return text[0] if text else type(exc).__name__
 
 
-def read_rows(info: FileInfo, start: int, stop: int, particle_columns: list[str]) -> dict[str, np.ndarray]:
+def _contiguous_offset(ds: h5py.Dataset) -> int | None:
+    """Byte offset of ``ds`` in its file when its rows can be read as plain bytes (contiguous layout, no
+    filters, not external, native numeric type, storage allocated); None otherwise."""
+    try:
+        plist = ds.id.get_create_plist()
+        if plist.get_layout() != h5py.h5d.CONTIGUOUS or plist.get_nfilters() or plist.get_external_count():
+            return None
+        if not ds.dtype.isnative or ds.dtype.kind not in "fiu":
+            return None
+        return ds.id.get_offset()
+    except (AttributeError, RuntimeError, ValueError, OSError):
+        return None
+
+
+def _read_bytes(path: str, offset: int, shape: tuple[int, ...], dtype: np.dtype, start: int, stop: int,
+                buffer: np.ndarray | None = None) -> np.ndarray:
+    """Rows [start, stop) of a contiguous dataset by plain file reads, which (unlike h5py's reads) release the
+    GIL: the converter's reader thread then overlaps with the feature computation. Reads into ``buffer`` when
+    it fits (same dtype and row shape, enough rows)."""
+    fits = (buffer is not None and buffer.dtype == dtype and buffer.shape[1:] == tuple(shape)
+            and len(buffer) >= stop - start and buffer.flags.c_contiguous)
+    out = buffer[: stop - start] if fits else np.empty((stop - start, *shape), dtype)
+    row_bytes = out.itemsize * int(np.prod(shape, dtype=np.int64))
+    view = memoryview(out).cast("B")
+    with open(path, "rb", buffering=0) as raw:
+        raw.seek(offset + start * row_bytes)
+        done = 0
+        while done < len(view):
+            n = raw.readinto(view[done:])
+            if not n:
+                raise ConversionError(f"{path} rows {start}-{stop - 1}: file ends inside the data; truncated?")
+            done += n
+    return out
+
+
+def read_rows(info: FileInfo, start: int, stop: int, particle_columns: list[str],
+              buffer: np.ndarray | None = None) -> dict[str, np.ndarray]:
     """Read rows [start, stop) (one contiguous slab; h5py fancy indexing is slow) and check the jet columns
     for NaN/inf, failing with the file and row. ``constituents`` keeps the file's column order; its values
-    are checked by the caller (cheaply, on the computed features, see :func:`check_finite`)."""
+    are checked by the caller (cheaply, on the computed features, see :func:`check_finite`). ``buffer``
+    may receive the constituents (plain datasets only; the result then views it)."""
     jcol = {c: info.jet_names.index(c) for c in (hls4ml.JET_PT, hls4ml.JET_ETA, hls4ml.JET_MASS,
                                                    *hls4ml.CLASS_COLUMNS)}
+    where = f"{info.path} rows {start}-{stop - 1}"
     try:
         with h5py.File(info.path, "r") as f:
-            cons = f[hls4ml.CONSTITUENTS][start:stop]
-            jets = f[hls4ml.JETS][start:stop]
+            slabs = {}
+            for key in (hls4ml.CONSTITUENTS, hls4ml.JETS):
+                ds = f[key]
+                offset = _contiguous_offset(ds)
+                # Plain datasets (what h5py writes by default) are read below, outside h5py; chunked or
+                # compressed ones through h5py.
+                slabs[key] = (offset, ds.shape[1:], ds.dtype) if offset is not None else ds[start:stop]
     except (OSError, KeyError, ValueError) as exc:
-        where = f"{info.path} rows {start}-{stop - 1}"
         raise ConversionError(f"{where}: read failed ({_first_line(exc)}); truncated or corrupt?") from None
+    for key, slab in slabs.items():
+        if isinstance(slab, tuple):
+            slabs[key] = _read_bytes(info.path, *slab, start, stop, buffer if key == hls4ml.CONSTITUENTS else None)
+    cons, jets = slabs[hls4ml.CONSTITUENTS], slabs[hls4ml.JETS]
     cons = cons.astype(np.float32, copy=False)
     jet_cols = {name: jets[:, i].astype(np.float32) for name, i in jcol.items()}
     for name, values in jet_cols.items():

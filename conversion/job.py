@@ -24,7 +24,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--test-fraction", type=float, default=0.1)
     p.add_argument("--val-fraction", type=float, default=0.1)
     p.add_argument("--max-particles", type=int, default=None, help="keep the leading N particles (default: all)")
-    p.add_argument("--rows-per-task", type=int, default=16384, help="jets per Spark task")
+    p.add_argument("--rows-per-task", type=int, default=65536,
+                   help="jets per Spark task (the unit of parallelism; memory does not grow with it)")
     p.add_argument("--row-group-size", type=int, default=4096, help="jets per Parquet row group")
     p.add_argument("--compression", default="snappy", choices=["zstd", "snappy", "lz4", "gzip", "none"])
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
