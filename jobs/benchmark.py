@@ -200,7 +200,8 @@ def main(argv: list[str] | None = None) -> dict:
         print("(3) memory ...", flush=True)
         tiny = load_config(REPO / "conf" / "demo.yaml", {
             "data.max_particles": 30, "model.k": 8, "model.point_channels": "16,16", "model.latent_dim": 16,
-            "model.head_units": "16", "train.batch_size": 256, "run.progress": False})
+            "model.head_units": "16", "train.batch_size": 256, "run.progress": False,
+            "data.shuffle_buffer": 4096})  # below X: the check is that memory stops growing once the buffer is full
         results["memory"] = bench_memory(tiny, small, large, work)
         print("(4) conversion ...", flush=True)
         results["conversion"] = benchmark_conversion.main(["--h5", str(base)])

@@ -36,7 +36,7 @@ class DataConfig:
     pt_min: float = 0.0
     pt_max: float = 1.0e9
     max_particles: int = 100  # leading particles used (<= the dataset's P)
-    shuffle_buffer: int = 16384  # jets held by each worker's shuffle buffer
+    shuffle_buffer: int = 65536  # jets in each worker's shuffle buffer: must span many row groups (see conf/)
     reader_threads: int = 2  # row groups read and decoded in parallel by each worker
     max_train_jets: int = 0  # 0 = all; caps the jets each epoch reads (global, split across workers)
     max_eval_jets: int = 0  # 0 = all; caps the test jets evaluated

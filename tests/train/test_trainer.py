@@ -130,3 +130,13 @@ def test_bad_inputs_fail_before_training(tiny_config, tmp_path, capsys):
     assert train_job.main(["--data", str(broken)]) == 2
     err = capsys.readouterr().err.strip()
     assert err.startswith("error:") and "lacks column" in err and "\n" not in err
+
+
+def test_preflight_warns_when_the_shuffle_buffer_spans_few_row_groups(tiny_config):
+    from ucluster.train.trainer import MIN_SHUFFLE_SPAN, preflight
+
+    tiny_config.data.shuffle_buffer = 128  # the session dataset has row groups of <= 64 jets: ~2-3 of them
+    warnings = preflight(tiny_config, 1)["warnings"]
+    assert len(warnings) == 1 and "data.shuffle_buffer = 128" in warnings[0] and "sorted by class" in warnings[0]
+    tiny_config.data.shuffle_buffer = 64 * MIN_SHUFFLE_SPAN
+    assert preflight(tiny_config, 1)["warnings"] == []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import os
+import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,7 +19,7 @@ import numpy as np
 
 from ucluster.config import Config, config_from_dict
 from ucluster.data import schema as S
-from ucluster.data.loader import JetStream, prefetch
+from ucluster.data.loader import JetStream, list_row_groups, prefetch
 from ucluster.train import checkpoint as ckpt
 from ucluster.train import metrics as M
 from ucluster.train import schedule
@@ -29,6 +30,9 @@ class TrainingError(ValueError):
 
 
 REQUIRED_COLUMNS = (S.FEATURES, S.N_PARTICLES, S.LABEL, S.JET_MASS, S.JET_PT, S.JET_KEY)
+# Row groups a shuffle buffer should span: with three classes in single-class files, 16 row groups keep each
+# class's share of a buffer within about +-12 points (binomial spread of 16 draws).
+MIN_SHUFFLE_SPAN = 16
 
 
 def n_classes(cfg: Config) -> int:
@@ -72,6 +76,14 @@ def preflight(cfg: Config, n_workers: int) -> dict:
                 f"{cfg.data.path}: worker shards hold {shard_rows} selected training jets, and each needs at least "
                 f"one batch of {cfg.train.batch_size}; the split has too few row groups for {n_workers} workers "
                 "(re-convert with a smaller --row-group-size, or lower train.batch_size)")
+    warnings = []
+    sizes = sorted(r.num_rows for r in list_row_groups(cfg.data.path, "train"))
+    typical = max(sizes[len(sizes) // 2], 1)
+    if cfg.data.shuffle_buffer < min(MIN_SHUFFLE_SPAN * typical, max(shard_rows)):
+        warnings.append(
+            f"data.shuffle_buffer = {cfg.data.shuffle_buffer} jets spans only ~{cfg.data.shuffle_buffer / typical:.1f} "
+            f"row groups of ~{typical} jets: if the files are sorted by class (one file per process), batches will "
+            f"not be mixed; raise it to >= {MIN_SHUFFLE_SPAN * typical}")
     if counts["test"] == 0:
         raise TrainingError(f"{cfg.data.path}: no test jets pass the selection (classes {cfg.data.classes}, "
                             f"mass {cfg.data.mass_min}-{cfg.data.mass_max} GeV)")
@@ -83,7 +95,7 @@ def preflight(cfg: Config, n_workers: int) -> dict:
                             "(epoch {}); pass --resume to continue it or choose another --out".format(state["epoch"]))
     if cfg.run.resume:
         _check_resume_compatible(cfg, state)
-    return {"selected_jets": counts, "n_features": meta.n_features}
+    return {"selected_jets": counts, "n_features": meta.n_features, "warnings": warnings}
 
 
 def _check_resume_compatible(cfg: Config, state: dict) -> None:
@@ -440,6 +452,7 @@ def train(cfg: Config, spark=None) -> dict:
 
     runner = HorovodRunner(np=cfg.run.np, spark=spark)
     runner.check_slots()
-    preflight(cfg, runner.num_workers)
+    for warning in preflight(cfg, runner.num_workers)["warnings"]:
+        print(f"warning: {warning}", file=sys.stderr, flush=True)
     Path(cfg.run.output_dir).mkdir(parents=True, exist_ok=True)
     return runner.run(train_worker, config=cfg.to_dict())
