@@ -59,6 +59,7 @@ class ModelConfig:
     latent_norm: str = "l2"  # "l2": cluster on the unit-normalised latent (prevents scale collapse); "none"
     target: str = "mass_bins"  # classification target: "mass_bins" (unsupervised) or "truth" (supervised)
     mass_bins: int = 20  # equal-width jet-mass bins over [data.mass_min, data.mass_max]
+    bin_smoothing: float = 0.0  # Gaussian width (in bins) of the mass-bin targets; 0 = one-hot (the paper's)
 
 
 @dataclass
@@ -223,6 +224,7 @@ def validate(cfg: Config) -> None:
         (m.n_clusters >= 2, "model.n_clusters must be at least 2"),
         (m.target in ("mass_bins", "truth"), f"model.target must be 'mass_bins' or 'truth', got '{m.target}'"),
         (m.mass_bins >= 2, "model.mass_bins must be at least 2"),
+        (m.bin_smoothing >= 0, "model.bin_smoothing must be >= 0"),
         (m.latent_norm in ("none", "l2"), f"model.latent_norm must be 'none' or 'l2', got '{m.latent_norm}'"),
         (0.0 <= m.dropout < 1.0 and 0.0 <= m.attention_dropout < 1.0, "model dropouts must be in [0, 1)"),
         (t.batch_size >= 1, "train.batch_size must be positive"),

@@ -28,6 +28,8 @@ def test_quality_study_writes_table_and_nested_runs(jet_dataset, tmp_path, capsy
                                                                    "UCluster seed 1, 2 workers"]
     for row in report["rows"]:
         assert 0.0 <= row["test_cluster_acc"] <= 1.0
+    for row in report["rows"][3:]:  # UCluster runs also report their k-means initialisation
+        assert 0.0 <= row["init_cluster_acc"] <= 1.0
     s = report["summary"]
     accs = [r["test_cluster_acc"] for r in report["rows"][3:5]]
     assert abs(s["ucluster_mean_acc"] - sum(accs) / 2) < 1e-9

@@ -82,3 +82,26 @@ def test_deep_kmeans_loss_matches_numpy_and_tends_to_min_distance():
     np.testing.assert_allclose(got, (s * d).sum(-1), rtol=1e-5)
     np.testing.assert_allclose(np_(deep_kmeans_loss(d, 1e4)), d.min(-1), rtol=1e-5)
     np.testing.assert_allclose(np_(deep_kmeans_loss(d, 0.0)), d.mean(-1), rtol=1e-5)
+
+
+def test_ordinal_kernel_rows_are_distributions_peaked_on_their_bin():
+    from ucluster.model import ordinal_kernel
+
+    np.testing.assert_array_equal(ordinal_kernel(5, 0.0), np.eye(5))
+    k = ordinal_kernel(20, 1.5)
+    np.testing.assert_allclose(k.sum(axis=1), 1.0, rtol=1e-6)
+    assert (k.argmax(axis=1) == np.arange(20)).all()
+    assert k[10, 11] > k[10, 12] > k[10, 15] > 0 and k[10, 9] == pytest.approx(k[10, 11])
+
+
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_focal_loss_with_target_kernel_matches_numpy(logits_labels, gamma):
+    from ucluster.model import ordinal_kernel
+
+    logits, labels = logits_labels
+    np.testing.assert_allclose(np_(focal_loss(labels, logits, gamma, np.eye(5, dtype="float32"))),
+                               np_(focal_loss(labels, logits, gamma)), rtol=1e-5, atol=1e-6)
+    kernel = ordinal_kernel(5, 1.0)
+    log_p = np_log_softmax(logits.astype("float64"))
+    expected = -(kernel[labels] * (1 - np.exp(log_p)) ** gamma * log_p).sum(axis=1)
+    np.testing.assert_allclose(np_(focal_loss(labels, logits, gamma, kernel)), expected, rtol=1e-4, atol=1e-6)

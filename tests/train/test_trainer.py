@@ -54,6 +54,10 @@ def test_tiny_run_logs_params_metrics_artifacts_and_model(tiny_config):
     assert [s for s, _ in _history(client, run.info.run_id, "test_cluster_acc")] == list(range(1, epochs))
     for key in ("test_nmi", "test_ari", "test_class_acc", "jets_per_s", "focal_loss", "cluster_loss"):
         assert _history(client, run.info.run_id, key), key
+    # the k-means initialisation is scored once, at the first clustering epoch, before any deep k-means step
+    init = _history(client, run.info.run_id, "init_test_cluster_acc")
+    assert [s for s, _ in init] == [1] and 1 / 3 <= init[0][1] <= 1
+    assert result["init_test_cluster_acc"] == pytest.approx(init[0][1])
     acc = run.data.metrics["final_test_cluster_acc"]
     assert 1 / 3 <= acc <= 1 and acc == pytest.approx(result["test_cluster_acc"])
     # the default store keeps artifacts beside it, under the output directory (not ./mlruns)

@@ -12,7 +12,7 @@ from ucluster.model.abcnet import (
     latent_model,
     set_centroids,
 )
-from ucluster.model.losses import deep_kmeans_loss, focal_loss, soft_assignments
+from ucluster.model.losses import deep_kmeans_loss, focal_loss, ordinal_kernel, soft_assignments
 
 __all__ = [
     "ClusteringLayer",
@@ -24,6 +24,7 @@ __all__ = [
     "build_model",
     "deep_kmeans_loss",
     "focal_loss",
+    "ordinal_kernel",
     "get_centroids",
     "latent_model",
     "set_centroids",

@@ -8,23 +8,46 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
 from keras import ops
 
 
-def focal_loss(labels: Any, logits: Any, gamma: float = 2.0) -> Any:
-    """Focal loss ``-(1 - p_t)^γ log p_t`` from integer labels (B,) and logits (B, C); γ = 0 is cross entropy.
+def focal_loss(labels: Any, logits: Any, gamma: float = 2.0, target_kernel: Any = None) -> Any:
+    """Focal loss ``-Σ_c q_c (1 - p_c)^γ log p_c`` from integer labels (B,) and logits (B, C); γ = 0 is cross
+    entropy.
 
-    ``log p_t`` comes from log_softmax and ``1 - p_t`` from ``-expm1(log p_t)``, so neither overflows nor loses
-    precision for confident predictions.
+    The target distribution q is one-hot, or row ``label`` of ``target_kernel`` (C, C) when given: an ordinal
+    target (neighbouring mass bins) can then share probability with its neighbours (see
+    :func:`ordinal_kernel`). ``log p`` comes from log_softmax and ``1 - p`` from ``-expm1(log p)``, so neither
+    overflows nor loses precision for confident predictions.
     """
     logits = ops.convert_to_tensor(logits)
     log_p = ops.log_softmax(logits, axis=-1)
-    onehot = ops.one_hot(ops.cast(labels, "int32"), ops.shape(logits)[-1], dtype=log_p.dtype)
-    log_pt = ops.sum(onehot * log_p, axis=-1)
+    labels = ops.cast(labels, "int32")
+    if target_kernel is None:
+        q = ops.one_hot(labels, ops.shape(logits)[-1], dtype=log_p.dtype)
+        log_p = ops.sum(q * log_p, axis=-1, keepdims=True)  # only the true class contributes
+        q = ops.ones_like(log_p)
+    else:
+        q = ops.take(ops.cast(target_kernel, log_p.dtype), labels, axis=0)
     if isinstance(gamma, int | float) and gamma == 0:
-        return -log_pt
-    one_minus_pt = ops.maximum(-ops.expm1(log_pt), 0.0)
-    return -ops.power(one_minus_pt, ops.cast(gamma, log_pt.dtype)) * log_pt
+        return -ops.sum(q * log_p, axis=-1)
+    one_minus_p = ops.maximum(-ops.expm1(log_p), 0.0)
+    return -ops.sum(q * ops.power(one_minus_p, ops.cast(gamma, log_p.dtype)) * log_p, axis=-1)
+
+
+def ordinal_kernel(n_bins: int, sigma_bins: float) -> np.ndarray:
+    """(n_bins, n_bins) target distributions for ordered bins: row i is a Gaussian of width ``sigma_bins``
+    centred on bin i, normalised; ``sigma_bins = 0`` gives the identity (one-hot targets).
+
+    With one-hot mass bins every wrong bin costs the same, so nothing ties the latent to the order of the
+    masses; sharing probability with the neighbouring bins makes nearby masses nearby in the latent.
+    """
+    if sigma_bins <= 0:
+        return np.eye(n_bins, dtype=np.float32)
+    i = np.arange(n_bins, dtype=np.float64)
+    k = np.exp(-0.5 * ((i[:, None] - i[None, :]) / sigma_bins) ** 2)
+    return (k / k.sum(axis=1, keepdims=True)).astype(np.float32)
 
 
 def soft_assignments(distances: Any, alpha: Any) -> Any:

@@ -146,19 +146,20 @@ def _allreduce_sum(ctx: _Ctx, values: np.ndarray) -> np.ndarray:
 class StepFunctions:
     """Compiled train and predict steps for one model/optimizer pair (shared by trainer and tests)."""
 
-    def __init__(self, model, optimizer, gamma: float, hvd=None):
+    def __init__(self, model, optimizer, gamma: float, hvd=None, target_kernel: np.ndarray | None = None):
         import tensorflow as tf
 
         from ucluster.model.losses import deep_kmeans_loss, focal_loss
 
         self.model, self.optimizer = model, optimizer
         tf_vars = [v.value for v in model.trainable_variables]
+        kernel = None if target_kernel is None else tf.constant(target_kernel)
 
         @tf.function
         def train_step(features, mask, target, alpha, beta):
             with tf.GradientTape() as tape:
                 out = model({"features": features, "mask": mask}, training=True)
-                focal = tf.reduce_mean(focal_loss(target, out["logits"], gamma))
+                focal = tf.reduce_mean(focal_loss(target, out["logits"], gamma, kernel))
                 clus = tf.reduce_mean(deep_kmeans_loss(out["distances"], alpha))
                 loss = focal + beta * clus
             if hvd is not None:
@@ -210,7 +211,12 @@ def train_worker(config: dict) -> dict:
     keras.utils.set_random_seed(cfg.train.seed + 7919 * rank)
     optimizer = keras.optimizers.Adam(learning_rate=schedule.learning_rate(cfg.train, 0, size))
     optimizer.build(model.trainable_variables)
-    steps_fn = StepFunctions(model, optimizer, cfg.train.gamma, ctx.hvd if size > 1 else None)
+    kernel = None
+    if cfg.model.target == "mass_bins" and cfg.model.bin_smoothing > 0:
+        from ucluster.model.losses import ordinal_kernel
+
+        kernel = ordinal_kernel(cfg.model.mass_bins, cfg.model.bin_smoothing)
+    steps_fn = StepFunctions(model, optimizer, cfg.train.gamma, ctx.hvd if size > 1 else None, kernel)
 
     state = {"epoch": -1, "run_id": None, "centroids_ready": False, "finished": False}
     if cfg.run.resume and rank == 0:
@@ -228,6 +234,12 @@ def train_worker(config: dict) -> dict:
             if clustering and not state["centroids_ready"]:
                 _init_centroids(cfg, ctx, model, steps_fn, train)
                 state["centroids_ready"] = True
+                # The clustering of the k-means initialisation itself, before any deep k-means step: what the
+                # end-to-end phase adds (or loses) is the difference to the final figures.
+                init = _evaluate(cfg, ctx, steps_fn, test, True)[0]
+                state["init_metrics"] = {f"init_{k}": float(v) for k, v in init.items() if k != "test_class_acc"}
+                if rank == 0:
+                    tracker.log_metrics(state["init_metrics"], epoch)
             last = _run_epoch(cfg, ctx, epoch, steps, steps_fn, optimizer, train, test, state["centroids_ready"])
             state.update(epoch=epoch, run_id=tracker.run_id if tracker else state["run_id"],
                          config=cfg.to_dict(), n_workers=size, finished=False)
@@ -241,6 +253,7 @@ def train_worker(config: dict) -> dict:
                 _init_centroids(cfg, ctx, model, steps_fn, train)
                 state["centroids_ready"] = True
             last = {**last, **_evaluate(cfg, ctx, steps_fn, test, True)[0]}
+        last = {**state.get("init_metrics", {}), **last}
         sample = _gather_eval_sample(cfg, ctx, steps_fn, test)
         if rank == 0:
             state["finished"] = True
@@ -388,6 +401,11 @@ class _Tracker:
             mlflow.set_tags({"ucluster.phase_schedule": f"pretrain {cfg.train.pretrain_epochs} / "
                              f"total {cfg.train.epochs} epochs", "ucluster.dataset": str(cfg.data.path)})
             mlflow.log_text(cfg.to_yaml(), "config.yaml")
+
+    def log_metrics(self, metrics: dict, step: int) -> None:
+        import mlflow
+
+        mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)}, step=step)
 
     def log_epoch(self, epoch: int, metrics: dict) -> None:
         import mlflow
