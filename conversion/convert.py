@@ -155,9 +155,15 @@ class _SplitWriters:
             for fut in self.futures:
                 fut.result()
         finally:
-            self.pool.shutdown(wait=True)
-            for writer in self.writers.values():
-                writer.close()
+            self.abort()
+
+    def abort(self) -> None:
+        """Stop the writer thread (dropping writes not yet started) and close the open files; safe to repeat.
+        After a failure the half-written files go with the temporary output directory."""
+        self.pool.shutdown(wait=True, cancel_futures=True)
+        for writer in self.writers.values():
+            writer.close()
+        self.writers.clear()
 
 
 def _convert_chunk(task: Task, cols: dict, start: int, stop: int, meta: S.DatasetMeta, needed: list[str],
@@ -244,7 +250,7 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
         return {"error": f"{task.info.path} rows {task.start}-{task.stop - 1}: {type(exc).__name__}: {exc}"}
     finally:
         if writers is not None:
-            writers.pool.shutdown(wait=True)
+            writers.abort()
 
 
 def convert(
