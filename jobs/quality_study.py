@@ -75,7 +75,7 @@ def _summary_row(name: str, result: dict, classes: list[str], extra: str = "") -
     return row
 
 
-def summarize(floor: dict, supervised: dict, seeds: list[dict], two_workers: dict | None, classes: list[str]) -> dict:
+def summarize(floor: dict, supervised: dict, seeds: list[dict], two_workers: dict | None) -> dict:
     """Means, spreads and the issue's three checks from the measured rows."""
     accs = [r["test_cluster_acc"] for r in seeds]
     mean = statistics.fmean(accs)
@@ -195,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         two_row = _summary_row(f"UCluster seed {seeds[0]}, 2 workers", two, classes,
                                f"2 x {max(base.train.batch_size // 2, 1)} jets per step, lr not rescaled")
         rows.append(two_row)
-    summary = summarize(floor_row, sup_row, seed_rows, two_row, classes)
+    summary = summarize(floor_row, sup_row, seed_rows, two_row)
     table = markdown(rows, summary, classes)
     report = {"dataset": base.data.path, "train_jets": floor["train_jets"], "test_jets": floor["test_jets"],
               "config": base.to_dict(), "rows": rows, "summary": summary}

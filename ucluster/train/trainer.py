@@ -19,7 +19,7 @@ import numpy as np
 
 from ucluster.config import Config, config_from_dict
 from ucluster.data import schema as S
-from ucluster.data.loader import JetStream, list_row_groups, prefetch
+from ucluster.data.loader import JetStream, prefetch
 from ucluster.train import checkpoint as ckpt
 from ucluster.train import metrics as M
 from ucluster.train import schedule
@@ -62,7 +62,8 @@ def preflight(cfg: Config, n_workers: int) -> dict:
         if missing:
             raise TrainingError(f"{files[0]}: dataset lacks column(s) {missing} needed for training")
     # Training jets are counted per worker shard (they sum to the split's count): read once, checked twice.
-    shard_rows = [JetStream(cfg, "train", r, n_workers, meta).selected_rows() for r in range(n_workers)]
+    shards = [JetStream(cfg, "train", r, n_workers, meta) for r in range(n_workers)]
+    shard_rows = [shard.selected_rows() for shard in shards]
     counts["train"] = sum(shard_rows)
     counts["test"] = JetStream(cfg, "test", 0, 1, meta).selected_rows()
     need = cfg.train.batch_size * n_workers
@@ -77,7 +78,7 @@ def preflight(cfg: Config, n_workers: int) -> dict:
                 f"one batch of {cfg.train.batch_size}; the split has too few row groups for {n_workers} workers "
                 "(re-convert with a smaller --row-group-size, or lower train.batch_size)")
     warnings = []
-    sizes = sorted(r.num_rows for r in list_row_groups(cfg.data.path, "train"))
+    sizes = sorted(ref.num_rows for shard in shards for ref in shard.refs)  # the shards hold every row group
     typical = max(sizes[len(sizes) // 2], 1)
     if cfg.data.shuffle_buffer < min(MIN_SHUFFLE_SPAN * typical, max(shard_rows)):
         warnings.append(
