@@ -58,14 +58,16 @@ def write_state_back(model: keras.Model, optimizer: keras.optimizers.Optimizer, 
 
 
 def make_train_step(
-    model: keras.Model, optimizer: keras.optimizers.Optimizer, beta: float, gamma: float
+    model: keras.Model, optimizer: keras.optimizers.Optimizer, beta: float, gamma: float,
+    target_kernel: Any = None,
 ) -> Callable[[State, dict[str, Any], Any], tuple[State, dict[str, Any]]]:
     """Return ``step(state, batch, alpha) -> (state, metrics)``, jit-compiled, state donated.
 
     ``batch`` = ``{"features": (B, P, F) float32, "mask": (B, P) float32, "target": (B,) int}``; loss =
     mean focal loss (γ = ``gamma``) + ``beta`` · mean deep k-means loss at softness ``alpha`` (a traced scalar:
     changing it does not recompile; ``beta`` and ``gamma`` are compiled in, so the pretraining phase uses its
-    own step with ``beta=0``). Metrics: loss, focal, kmeans, accuracy (on the classification target).
+    own step with ``beta=0``); ``target_kernel``: the ordinal mass-bin targets of :func:`focal_loss`.
+    Metrics: loss, focal, kmeans, accuracy (on the classification target).
     """
     _check_backend()
     import jax
@@ -73,11 +75,12 @@ def make_train_step(
 
     beta = float(beta)
     gamma = float(gamma)
+    kernel = None if target_kernel is None else jnp.asarray(target_kernel)
 
     def loss_fn(trainable: list[Any], non_trainable: list[Any], batch: dict[str, Any], alpha: Any) -> Any:
         inputs = {"features": batch["features"], "mask": batch["mask"]}
         outputs, non_trainable = model.stateless_call(trainable, non_trainable, inputs, training=True)
-        focal = jnp.mean(focal_loss(batch["target"], outputs["logits"], gamma))
+        focal = jnp.mean(focal_loss(batch["target"], outputs["logits"], gamma, kernel))
         kmeans = jnp.mean(deep_kmeans_loss(outputs["distances"], alpha))
         loss = focal + beta * kmeans
         correct = jnp.argmax(outputs["logits"], axis=-1) == batch["target"].astype(jnp.int32)

@@ -1,0 +1,229 @@
+"""The clustering-quality study of the default (paper-size) network on one GPU, with ``KERAS_BACKEND=jax``.
+
+The paper-size network trains at about 400 jets/s on a 2-core CPU (100 epochs of 90k jets: days); on one GPU the
+project's JAX path runs it in minutes. GPU machines here have JAX but no TensorFlow, no internet, and take at
+most 64 MiB of files per call, so the study has three steps:
+
+    python -m jobs.quality_gpu pack --data runs/big/jets.parquet --out .gpudata       # here: float16 parts
+    python -m jobs.quality_gpu unpack --packed .gpudata --out /tmp/jets.parquet       # there: a dataset again
+    KERAS_BACKEND=jax python -m jobs.quality_gpu run --data /tmp/jets.parquet --seeds 1,2,3 --json q.json
+
+``pack`` keeps the selected jets (data.classes, the mass window) of the train and test splits, their real
+particles only, with the features rounded to float16 (relative precision 5e-4; the jet mass, pT and labels stay
+float32/exact), in parts of at most ``--part-mb`` MB that travel one per call. ``run`` measures on that dataset,
+like ``jobs/quality_study.py``: the mass-only k-means floor, the best mass cuts, the supervised network
+(``model.target=truth``) and UCluster with every seed, all through :func:`train_single_device`; it prints the
+same table and writes the figures, each run's per-epoch history included, as JSON.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from ucluster.config import ConfigError, add_config_arguments, load_config, overrides_from_args  # noqa: E402
+
+PACK_SPLITS = ("train", "test")
+SMALL = ("jet_key", "label", "n_particles", "jet_pt", "jet_eta", "jet_mass")
+
+
+def pack(data: str, out: Path, classes: list[str], mass_min: float, mass_max: float, part_mb: float) -> list[Path]:
+    """Selected jets of ``data`` as float16 ragged parts ``out/part-NN/<split>.npz`` plus the dataset metadata."""
+    import pyarrow.parquet as pq
+
+    from ucluster.data import schema as S
+
+    meta = S.read_meta(data)
+    ids = [meta.class_names.index(c) for c in classes]
+    budget = part_mb * 1e6
+    parts: list[Path] = []
+    part: dict[str, dict[str, list]] = {}
+    size = 0.0
+
+    def flush() -> None:
+        nonlocal part, size
+        if not part:
+            return
+        folder = out / f"part-{len(parts):02d}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for split, cols in part.items():
+            arrays = {k: np.concatenate(v) for k, v in cols.items()}
+            tmp = folder / f".{split}.tmp.npz"
+            np.savez(tmp, **arrays)
+            tmp.rename(folder / f"{split}.npz")
+        (folder / S.META_FILE).write_text(meta.to_json())
+        parts.append(folder)
+        part, size = {}, 0.0
+
+    for split in PACK_SPLITS:
+        for path in S.split_files(data, split):
+            f = pq.ParquetFile(path)
+            for g in range(f.num_row_groups):
+                t = f.read_row_group(g, columns=[*SMALL, S.FEATURES])
+                cols = {c: t.column(c).to_numpy() for c in SMALL}
+                sel = np.isin(cols["label"], ids) & (cols["jet_mass"] > mass_min) & (cols["jet_mass"] < mass_max)
+                if not sel.any():
+                    continue
+                feats = S.decode_features(t.column(S.FEATURES), meta.n_particles, meta.n_features)[sel]
+                n = cols["n_particles"][sel].astype(np.int64)
+                real = np.arange(meta.n_particles)[None, :] < n[:, None]
+                block = {c: v[sel] for c, v in cols.items()}
+                block["particles"] = feats[real].astype(np.float16)  # (sum n, F), jet by jet
+                dest = part.setdefault(split, {k: [] for k in block})
+                for k, v in block.items():
+                    dest[k].append(v)
+                size += sum(v.nbytes for v in block.values())
+                if size >= budget:
+                    flush()
+    flush()
+    return parts
+
+
+def unpack(packed: Path, out: Path, row_group_size: int = 4096) -> Path:
+    """Write the parts under ``packed`` back as a Parquet dataset (features float32, zero-padded to P)."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from ucluster.data import schema as S
+
+    folders = sorted(p for p in packed.glob("part-*") if (p / S.META_FILE).is_file())
+    if not folders:
+        raise S.DatasetError(f"{packed}: no packed parts (part-NN/{S.META_FILE})")
+    meta = S.DatasetMeta.from_json((folders[0] / S.META_FILE).read_text())
+    tmp = out.with_name(out.name + ".tmp")
+    counts: dict[str, dict[str, int]] = {}
+    for i, folder in enumerate(folders):
+        for split in PACK_SPLITS:
+            if not (folder / f"{split}.npz").is_file():
+                continue
+            z = np.load(folder / f"{split}.npz")
+            n = z["n_particles"].astype(np.int64)
+            feats = np.zeros((len(n), meta.n_particles, meta.n_features), np.float32)
+            feats[np.arange(meta.n_particles)[None, :] < n[:, None]] = z["particles"].astype(np.float32)
+            table = pa.table({
+                S.JET_KEY: z["jet_key"], S.FEATURES: S.encode_features(feats), S.N_PARTICLES: z["n_particles"],
+                S.LABEL: z["label"], S.JET_PT: z["jet_pt"], S.JET_ETA: z["jet_eta"], S.JET_MASS: z["jet_mass"],
+                S.SOURCE_FILE: pa.array([folder.name] * len(n)), S.SOURCE_ROW: np.arange(len(n), dtype=np.int64),
+            }, schema=S.arrow_schema(meta))
+            (tmp / f"split={split}").mkdir(parents=True, exist_ok=True)
+            pq.write_table(table, tmp / f"split={split}" / f"part-{i:05d}.parquet", row_group_size=row_group_size)
+            for label, count in zip(*np.unique(z["label"], return_counts=True), strict=True):
+                name = meta.class_names[int(label)]
+                counts.setdefault(split, {}).setdefault(name, 0)
+                counts[split][name] += int(count)
+    meta.counts = counts
+    meta.params = {**meta.params, "packed": "float16 features (jobs/quality_gpu.py pack)"}
+    (tmp / S.META_FILE).write_text(meta.to_json())
+    tmp.rename(out)
+    return out
+
+
+def run(args: argparse.Namespace) -> dict:
+    import dataclasses
+
+    from jobs.quality_study import _summary_row, markdown, summarize
+    from ucluster.baselines import best_mass_cuts, mass_kmeans
+    from ucluster.train.jax_trainer import train_single_device
+
+    base = load_config(args.config, overrides_from_args(args))
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    classes = list(base.data.classes)
+
+    def train(name: str, **changes: dict) -> dict:
+        cfg = dataclasses.replace(base, **{s: dataclasses.replace(getattr(base, s), **v) for s, v in changes.items()})
+        print(f"\n== {name}: seed {cfg.train.seed}, target {cfg.model.target}, {cfg.train.epochs} epochs "
+              f"({cfg.train.pretrain_epochs} pretraining), batch {cfg.train.batch_size}", flush=True)
+        t0 = time.perf_counter()
+
+        def show(epoch: int, m: dict) -> None:
+            extra = f" cluster {m['test_cluster_acc']:.3f}" if "test_cluster_acc" in m else ""
+            print(f"  epoch {epoch + 1}: loss {m['loss']:.4f} class {m['test_class_acc']:.3f}{extra} "
+                  f"{m['jets_per_s']:.0f} jets/s", flush=True)
+
+        result = train_single_device(cfg, on_epoch=show)
+        result.pop("model")
+        result["seconds"] = time.perf_counter() - t0
+        return result
+
+    floor = mass_kmeans(base)
+    cuts = best_mass_cuts(base)
+    print(f"mass floor {floor['test_cluster_acc']:.3f}, best mass cuts {cuts['test_cluster_acc']:.3f}", flush=True)
+    sup = train("supervised", model={"target": "truth"}, train={"seed": seeds[0]})
+    runs = {s: train(f"ucluster_seed{s}", train={"seed": s}) for s in seeds}
+    floor_row = {"name": "k-means on the jet mass (floor)", **{k: floor[k] for k in
+                 ("test_cluster_acc", "test_nmi", "test_ari")}, "notes": "ucluster.baselines"}
+    cuts_row = {"name": "best cuts on the jet mass (true labels)", **{k: cuts[k] for k in
+                ("test_cluster_acc", "test_nmi", "test_ari")},
+                "notes": "cuts at " + ", ".join(f"{c:.0f}" for c in cuts["cuts_gev"]) + " GeV"}
+    sup_row = _summary_row("supervised, same network (ceiling)", sup, classes, f"seed {seeds[0]}")
+    seed_rows = [_summary_row(f"UCluster seed {s}", r, classes,
+                              f"mean of last 4 epochs {r['last4_mean_test_cluster_acc']:.3f}")
+                 for s, r in runs.items()]
+    summary = summarize(floor_row, sup_row, seed_rows, None)
+    table = markdown([floor_row, cuts_row, sup_row, *seed_rows], summary, classes)
+    print(f"\n{floor['train_jets']} training / {floor['test_jets']} test jets\n\n{table}")
+    import jax
+
+    report = {"device": str(jax.devices()[0].device_kind), "train_jets": floor["train_jets"],
+              "test_jets": floor["test_jets"], "config": base.to_dict(), "summary": summary, "table": table,
+              "supervised": sup, "ucluster": {str(s): r for s, r in runs.items()}}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float) + "\n")
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", required=True)
+    pk = sub.add_parser("pack", help="float16 parts of a converted dataset, for a size-limited transfer")
+    pk.add_argument("--data", required=True)
+    pk.add_argument("--out", required=True)
+    pk.add_argument("--part-mb", type=float, default=55.0)
+    pk.add_argument("--config", default=None, help="the selection (data.classes, mass window) to keep")
+    up = sub.add_parser("unpack", help="a Parquet dataset from packed parts")
+    up.add_argument("--packed", required=True)
+    up.add_argument("--out", required=True)
+    rn = sub.add_parser("run", help="floor, best mass cuts, supervised and UCluster seeds on one GPU")
+    rn.add_argument("--config", default=None, help="YAML configuration (default: conf/ucluster.yaml)")
+    rn.add_argument("--data", dest="cfg__data__path", default=None, help="Parquet dataset")
+    rn.add_argument("--seeds", default="1,2,3")
+    rn.add_argument("--json", default=None)
+    add_config_arguments(rn)
+    args = p.parse_args(argv)
+    from ucluster.data.schema import DatasetError
+    from ucluster.train.trainer import TrainingError
+
+    try:
+        if args.command == "pack":
+            out = Path(args.out)
+            if out.exists() and any(out.iterdir()):
+                raise ConfigError(f"{out}: exists and is not empty")
+            cfg = load_config(args.config)
+            parts = pack(args.data, out, list(cfg.data.classes), cfg.data.mass_min, cfg.data.mass_max, args.part_mb)
+            for part in parts:
+                mb = sum(f.stat().st_size for f in part.iterdir()) / 1e6
+                print(f"{part}: {mb:.1f} MB")
+        elif args.command == "unpack":
+            out = Path(args.out)
+            if out.exists():
+                raise ConfigError(f"{out}: exists")
+            print(unpack(Path(args.packed), out))
+        else:
+            run(args)
+    except (ConfigError, DatasetError, TrainingError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
