@@ -77,7 +77,7 @@ class TrainConfig:
     lr_restart: bool = False  # restart the lr schedule when the clustering phase starts
     alpha_start: float = 1.0  # softness of the cluster assignment in the first clustering epoch
     alpha_step: float = 2.0  # added to alpha every clustering epoch
-    beta: float = 10.0  # weight of the clustering loss
+    beta: float = 1.0  # weight of the clustering loss (conf/ucluster.yaml says why not the paper's 10)
     gamma: float = 2.0  # focal-loss focusing parameter
     kmeans_sample: int = 20000  # latent vectors (all workers together) used to initialise the centroids
     seed: int = 42
