@@ -8,7 +8,7 @@ most 64 MiB of files per call, so the study has three steps:
     python -m jobs.quality_gpu unpack --packed .gpudata --out /tmp/jets.parquet       # there: a dataset again
     KERAS_BACKEND=jax python -m jobs.quality_gpu run --data /tmp/jets.parquet --seeds 1,2,3 --json q.json
 
-``pack`` keeps the selected jets (data.classes, the mass window) of the train and test splits, their real
+``pack`` keeps the selected jets (data.classes, the mass window) of the train, test and val splits, their real
 particles only, with the features rounded to float16 (relative precision 5e-4; the jet mass, pT and labels stay
 float32/exact), in parts of at most ``--part-mb`` MB that travel one per call. ``run`` measures on that dataset,
 like ``jobs/quality_study.py``: the mass-only k-means floor, the best mass cuts, the supervised network
@@ -32,7 +32,7 @@ if str(REPO) not in sys.path:
 
 from ucluster.config import ConfigError, add_config_arguments, load_config, overrides_from_args  # noqa: E402
 
-PACK_SPLITS = ("train", "test")
+PACK_SPLITS = ("train", "test", "val")
 SMALL = ("jet_key", "label", "n_particles", "jet_pt", "jet_eta", "jet_mass")
 
 

@@ -40,7 +40,7 @@ def test_pack_unpack_keeps_the_selected_jets(jet_dataset, tmp_path):
     assert len(parts) > 1  # the budget splits the data into several parts
     out = quality_gpu.unpack(tmp_path / "packed", tmp_path / "jets.parquet")
     assert not (tmp_path / "jets.parquet.tmp").exists()
-    for split in ("train", "test"):
+    for split in ("train", "test", "val"):
         src, dst = _read(jet_dataset, split), _read(out, split)
         keep = (src["mass"] > 10) & (src["mass"] < 250)
         np.testing.assert_array_equal(dst["key"], src["key"][keep])
@@ -82,6 +82,7 @@ def test_quality_gpu_run_under_jax(tiny_config, tmp_path):
             assert h["lr"] == pytest.approx(schedule.learning_rate(cfg.train, epoch, 1))
             assert h["alpha"] == pytest.approx(schedule.alpha(cfg.train, epoch))
             assert ("test_cluster_acc" in h) == schedule.is_clustering(cfg.train, epoch)
+            assert ("val_cluster_acc" in h) == schedule.is_clustering(cfg.train, epoch)
             assert np.isfinite(h["loss"]) and 0 <= h["test_class_acc"] <= 1
         assert 1 / 3 - 1e-9 <= run["test_cluster_acc"]  # the best matching of 3 x 3 is >= 1/3
         assert run["test_cluster_acc"] <= 1 and 0 <= run["init_test_cluster_acc"] <= 1

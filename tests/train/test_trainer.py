@@ -54,6 +54,13 @@ def test_tiny_run_logs_params_metrics_artifacts_and_model(tiny_config):
     assert [s for s, _ in _history(client, run.info.run_id, "test_cluster_acc")] == list(range(1, epochs))
     for key in ("test_nmi", "test_ari", "test_class_acc", "jets_per_s", "focal_loss", "cluster_loss"):
         assert _history(client, run.info.run_id, key), key
+    # the validation split (where hyper-parameters are chosen) is scored every epoch too, on its own jets
+    assert [s for s, _ in _history(client, run.info.run_id, "val_class_acc")] == list(range(epochs))
+    val_acc = _history(client, run.info.run_id, "val_cluster_acc")
+    assert [s for s, _ in val_acc] == list(range(1, epochs))
+    test_acc = dict(_history(client, run.info.run_id, "test_cluster_acc"))
+    assert any(v != test_acc[s] for s, v in val_acc), "val metrics equal the test metrics"
+    assert 1 / 3 <= result["val_cluster_acc"] <= 1
     # the k-means initialisation is scored once, at the first clustering epoch, before any deep k-means step
     init = _history(client, run.info.run_id, "init_test_cluster_acc")
     assert [s for s, _ in init] == [1] and 1 / 3 <= init[0][1] <= 1
@@ -102,7 +109,7 @@ def test_two_workers_scale_the_learning_rate(tiny_config):
     assert run.data.params["n_workers"] == "2" and run.data.params["global_batch"] == "64"
     lr = _history(client, result["run_id"], "lr")
     assert lr[0][1] == pytest.approx(2 * tiny_config.train.lr)
-    assert 0 < result["test_cluster_acc"] <= 1
+    assert 0 < result["test_cluster_acc"] <= 1 and 1 / 3 <= result["val_cluster_acc"] <= 1
 
 
 def test_bad_inputs_fail_before_training(tiny_config, tmp_path, capsys):

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import shutil
+from pathlib import Path
 
 import pytest
 import yaml
@@ -55,6 +58,7 @@ def test_two_trials_on_spark_nested_runs_halving_and_best_yaml(spark, tiny_confi
     for r in rows.values():
         assert r["epochs"] == (3 if r["state"] == "COMPLETE" else 2)
         assert 0 < r["test_cluster_acc"] <= 1 and r["params"]["train.pretrain_epochs"] == 1
+        assert 0 < r["val_cluster_acc"] <= 1  # the objective: chosen on the validation split
 
     client = MlflowClient(tracking_uri=f"sqlite:///{out / 'mlflow.db'}")
     parent = next(r for r in client.search_runs([client.get_experiment_by_name(tiny_config.run.experiment)
@@ -70,15 +74,16 @@ def test_two_trials_on_spark_nested_runs_halving_and_best_yaml(spark, tiny_confi
         assert child.data.tags["ucluster.tune.state"] == row["state"]
         assert float(child.data.params["train.beta"]) == pytest.approx(row["params"]["train.beta"])
         assert child.data.params["model.latent_dim"] == str(row["params"]["model.latent_dim"])
+        assert child.data.metrics["val_cluster_acc"] == pytest.approx(row["val_cluster_acc"])
         assert child.data.metrics["test_cluster_acc"] == pytest.approx(row["test_cluster_acc"])
         assert "test_nmi" in child.data.metrics and "test_ari" in child.data.metrics
         # a promoted trial resumed its own run: one history, clustering epochs 1..(epochs-1)
-        steps = [m.step for m in client.get_metric_history(child.info.run_id, "test_cluster_acc")]
+        steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_cluster_acc")]
         assert sorted(steps) == list(range(1, row["epochs"]))
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"best.yaml", "trials.json", "search_space.yaml", "base_config.yaml"} <= artifacts
 
-    best = max((r for r in rows.values() if r["state"] == "COMPLETE"), key=lambda r: r["test_cluster_acc"])
+    best = max((r for r in rows.values() if r["state"] == "COMPLETE"), key=lambda r: r["val_cluster_acc"])
     assert parent.data.tags["ucluster.tune.best_trial"] == str(best["number"])
     cfg = load_config(out / "best.yaml")
     assert cfg.train.beta == pytest.approx(best["params"]["train.beta"]) and cfg.train.epochs == 3
@@ -91,6 +96,20 @@ def test_two_trials_on_spark_nested_runs_halving_and_best_yaml(spark, tiny_confi
                         "--write-conf", str(conf)])
     assert rc == 2 and "already exists (pass --overwrite" in capsys.readouterr().err
     assert len(json.loads((out / "trials.json").read_text())) == 2
+
+
+def test_a_dataset_without_validation_jets_is_refused(spark, tiny_config, tmp_path):
+    """The search chooses on the val split; without one it would have to choose on the test split."""
+    src = Path(tiny_config.data.path)
+    data = tmp_path / "no_val.parquet"
+    shutil.copytree(src, data, ignore=lambda d, names: [n for n in names if n == "split=val"])
+    cfg = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, path=str(data)))
+    space = parse_space(SPACE, cfg)
+    with pytest.raises(TuneError, match="no validation jets pass the selection") as exc:
+        tune(cfg, space, TuneOptions(out=str(tmp_path / "tune"), trials=1, parallel=1), spark=spark,
+             echo=lambda s: None)
+    assert str(exc.value).startswith(str(data)) and "\n" not in str(exc.value)
+    assert not (tmp_path / "tune" / "trials.json").exists()
 
 
 def test_failed_trials_are_recorded_with_their_reason(spark, tiny_config, tmp_path):

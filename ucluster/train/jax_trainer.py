@@ -21,7 +21,7 @@ from ucluster.config import Config
 from ucluster.data.loader import JetStream, prefetch
 from ucluster.train import metrics as M
 from ucluster.train import schedule
-from ucluster.train.trainer import TrainingError, n_classes
+from ucluster.train.trainer import TrainingError, n_classes, validation_stream
 
 _STEP_KEYS = ("features", "mask", "target")
 
@@ -54,7 +54,7 @@ def train_single_device(cfg: Config, on_epoch: Callable[[int, dict], None] | Non
 
     if keras.backend.backend() != "jax":
         raise TrainingError(f"the single-device trainer needs KERAS_BACKEND=jax, not {keras.backend.backend()}")
-    train, test = JetStream(cfg, "train"), JetStream(cfg, "test")
+    train, test, val = JetStream(cfg, "train"), JetStream(cfg, "test"), validation_stream(cfg)
     B = cfg.train.batch_size
     steps = train.selected_rows() // B
     if cfg.data.max_train_jets:
@@ -76,20 +76,22 @@ def train_single_device(cfg: Config, on_epoch: Callable[[int, dict], None] | Non
     state = init_state(model, optimizer)
     lr_index = next(i for i, v in enumerate(optimizer.variables) if v is optimizer._learning_rate)  # noqa: SLF001
 
-    def evaluate(with_clusters: bool) -> dict:
+    def evaluate(with_clusters: bool, stream: JetStream = test, prefix: str = "test") -> dict:
         k, c = cfg.model.n_clusters, len(cfg.data.classes)
         table, correct, total = np.zeros((k, c)), 0.0, 0.0
-        for batch in prefetch(test.eval_batches(B, cfg.data.max_eval_jets)):
+        for batch in prefetch(stream.eval_batches(B, cfg.data.max_eval_jets)):
             logits, _, dist = predict(state[0], state[1], batch["features"], batch["mask"])
             logits, dist = np.asarray(logits), np.asarray(dist)
             valid = batch["valid"]
             correct += float(((logits.argmax(-1) == batch["target"]) * valid).sum())
             total += float(valid.sum())
             table += M.contingency(dist.argmin(-1), batch["label"], k, c, valid)
-        out = {"test_class_acc": correct / max(total, 1.0)}
+        if total == 0:
+            return {}
+        out = {f"{prefix}_class_acc": correct / total}
         if with_clusters:
-            out.update({f"test_{name}": v for name, v in M.clustering_report(table).items()})
-            out["test_min_cluster_fraction"] = float((table.sum(1) / max(table.sum(), 1)).min())
+            out.update({f"{prefix}_{name}": v for name, v in M.clustering_report(table).items()})
+            out[f"{prefix}_min_cluster_fraction"] = float((table.sum(1) / max(table.sum(), 1)).min())
             out["_table"] = table
         return out
 
@@ -136,6 +138,10 @@ def train_single_device(cfg: Config, on_epoch: Callable[[int, dict], None] | Non
         ev = evaluate(bool(init))
         table = ev.pop("_table", table)
         metrics.update(ev)
+        if val is not None:
+            ev_val = evaluate(bool(init), val, "val")
+            ev_val.pop("_table", None)
+            metrics.update(ev_val)
         history.append({k: float(v) for k, v in metrics.items()})
         if on_epoch:
             on_epoch(epoch, history[-1])

@@ -39,6 +39,22 @@ def n_classes(cfg: Config) -> int:
     return len(cfg.data.classes) if cfg.model.target == "truth" else cfg.model.mass_bins
 
 
+def has_split(cfg: Config, split: str) -> bool:
+    """Whether the dataset has row groups in ``split`` (the validation split is optional)."""
+    from ucluster.data.loader import list_row_groups
+
+    return bool(S.split_files(cfg.data.path, split)) and bool(list_row_groups(cfg.data.path, split))
+
+
+def validation_stream(cfg: Config, rank: int = 0, size: int = 1, meta: S.DatasetMeta | None = None):
+    """The worker's shard of the validation split, or None when the dataset has none.
+
+    Hyper-parameters and stopping points are chosen on it (``val_*`` metrics), so that the test split still
+    gives an unbiased figure for the choice.
+    """
+    return JetStream(cfg, "val", rank, size, meta) if has_split(cfg, "val") else None
+
+
 # --------------------------------------------------------------------------------------------------------
 # Checks on the driver, before any worker starts
 # --------------------------------------------------------------------------------------------------------
@@ -66,6 +82,7 @@ def preflight(cfg: Config, n_workers: int) -> dict:
     shard_rows = [shard.selected_rows() for shard in shards]
     counts["train"] = sum(shard_rows)
     counts["test"] = JetStream(cfg, "test", 0, 1, meta).selected_rows()
+    counts["val"] = JetStream(cfg, "val", 0, 1, meta).selected_rows() if has_split(cfg, "val") else 0
     need = cfg.train.batch_size * n_workers
     if counts["train"] < need:
         raise TrainingError(
@@ -197,6 +214,7 @@ def train_worker(config: dict) -> dict:
     meta = S.read_meta(cfg.data.path)
     train = JetStream(cfg, "train", rank, size, meta)
     test = JetStream(cfg, "test", rank, size, meta)
+    val = validation_stream(cfg, rank, size, meta)
     B = cfg.train.batch_size
     local_steps = train.selected_rows() // B
     if cfg.data.max_train_jets:
@@ -241,7 +259,8 @@ def train_worker(config: dict) -> dict:
                 state["init_metrics"] = {f"init_{k}": float(v) for k, v in init.items() if k != "test_class_acc"}
                 if rank == 0:
                     tracker.log_metrics(state["init_metrics"], epoch)
-            last = _run_epoch(cfg, ctx, epoch, steps, steps_fn, optimizer, train, test, state["centroids_ready"])
+            last = _run_epoch(cfg, ctx, epoch, steps, steps_fn, optimizer, train, test, val,
+                              state["centroids_ready"])
             state.update(epoch=epoch, run_id=tracker.run_id if tracker else state["run_id"],
                          config=cfg.to_dict(), n_workers=size, finished=False)
             if rank == 0:
@@ -283,7 +302,7 @@ def _allgather_int(ctx: _Ctx, value: int) -> list[int]:
 
 
 def _run_epoch(cfg: Config, ctx: _Ctx, epoch: int, steps: int, fns: StepFunctions, optimizer, train: JetStream,
-               test: JetStream, centroids_ready: bool) -> dict:
+               test: JetStream, val: JetStream | None, centroids_ready: bool) -> dict:
     from ucluster.progress import progress
 
     lr = schedule.learning_rate(cfg.train, epoch, ctx.size)
@@ -308,12 +327,16 @@ def _run_epoch(cfg: Config, ctx: _Ctx, epoch: int, steps: int, fns: StepFunction
                "jets_per_s": jets / max(seconds, 1e-9), "epoch_seconds": seconds}
     eval_metrics, _ = _evaluate(cfg, ctx, fns, test, centroids_ready)
     metrics.update(eval_metrics)
+    if val is not None:
+        metrics.update(_evaluate(cfg, ctx, fns, val, centroids_ready, prefix="val")[0])
     metrics["worker_peak_rss_mb"] = max(_allgather_int(ctx, _peak_rss_mb()))
     return {k: float(v) for k, v in metrics.items()}
 
 
-def _evaluate(cfg: Config, ctx: _Ctx, fns: StepFunctions, test: JetStream, centroids_ready: bool):
-    """Test-split metrics from allreduced counts: classification accuracy and the cluster/class table."""
+def _evaluate(cfg: Config, ctx: _Ctx, fns: StepFunctions, test: JetStream, centroids_ready: bool,
+              prefix: str = "test"):
+    """Metrics of one split (``test`` or ``val``, named ``<prefix>_...``) from allreduced counts: classification
+    accuracy and the cluster/class table. None for a split with no selected jets."""
     k, c = cfg.model.n_clusters, len(cfg.data.classes)
     table = np.zeros((k, c))
     correct = total = 0.0
@@ -326,11 +349,13 @@ def _evaluate(cfg: Config, ctx: _Ctx, fns: StepFunctions, test: JetStream, centr
         table += M.contingency(dist.argmin(-1), batch["label"], k, c, valid)
     reduced = _allreduce_sum(ctx, np.concatenate([[correct, total], table.ravel()]))
     table = reduced[2:].reshape(k, c)
-    out = {"test_class_acc": reduced[0] / max(reduced[1], 1)}
+    if reduced[1] == 0:
+        return {}, table
+    out = {f"{prefix}_class_acc": reduced[0] / reduced[1]}
     if centroids_ready:
-        out.update({f"test_{name}": v for name, v in M.clustering_report(table).items()})
+        out.update({f"{prefix}_{name}": v for name, v in M.clustering_report(table).items()})
         sizes = table.sum(axis=1) / max(table.sum(), 1)
-        out["test_min_cluster_fraction"] = float(sizes.min())
+        out[f"{prefix}_min_cluster_fraction"] = float(sizes.min())
     return out, table
 
 

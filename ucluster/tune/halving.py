@@ -2,7 +2,7 @@
 
 Optuna's own pruners decide inside the objective, in the process that trains. Our trials train in Spark
 tasks, so the driver decides between rungs instead: every trial first trains for the rung-0 budget; the
-driver reads its per-epoch ``test_cluster_acc``, reports it to the Optuna trial, and lets the trial resume
+driver reads its per-epoch ``val_cluster_acc``, reports it to the Optuna trial, and lets the trial resume
 (from its checkpoint, continuing the same MLflow run) for the next rung's budget only if its value is in the
 top ``1 / reduction_factor`` of all values recorded at that rung so far. That is the promotion rule of
 Optuna's ``SuccessiveHalvingPruner`` (asynchronous successive halving), applied once a whole batch has

@@ -2,9 +2,9 @@
 
 Loop: ask Optuna for new trials (and take trials promoted to their next rung first) until ``parallel`` work
 items fill a batch; run the batch as one Spark job, one task per item (:func:`ucluster.tune.trial.run_trial_task`);
-report each trial's per-epoch ``test_cluster_acc`` to its Optuna trial; then, per trial, complete it (last
-rung), promote it, or prune it (:mod:`ucluster.tune.halving`). Every trial is an MLflow run nested under one
-parent run that this driver opens; the best complete trial is written as a full config YAML.
+report each trial's per-epoch ``val_cluster_acc`` (validation split) to its Optuna trial; then, per trial,
+complete it (last rung), promote it, or prune it (:mod:`ucluster.tune.halving`). Every trial is an MLflow run
+nested under one parent run that this driver opens; the best complete trial is written as a full config YAML.
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ from ucluster.atomic import atomic_create, atomic_write_bytes
 from ucluster.config import Config, ConfigError, RunConfig, config_from_dict
 from ucluster.tune.halving import promotable, rung_budgets
 from ucluster.tune.space import SearchSpace
-from ucluster.tune.trial import OBJECTIVE, run_trial_task
+from ucluster.tune.trial import OBJECTIVE, REPORTED, run_trial_task
 
 STUDY_NAME = "ucluster-tune"
 
@@ -103,7 +103,10 @@ def check_inputs(base: Config, space: SearchSpace, opts: TuneOptions) -> None:
         raise TuneError(f"{space.source}: no parameters to search")
     # The dataset and the selection, checked as a trial would (a scratch output dir: no checkpoint to trip on).
     scratch = dataclasses.replace(base.run, output_dir=str(out.absolute() / "trials" / ".preflight"), resume=False)
-    preflight(dataclasses.replace(base, run=scratch), 1)
+    counts = preflight(dataclasses.replace(base, run=scratch), 1)["selected_jets"]
+    if not counts.get("val"):
+        raise TuneError(f"{base.data.path}: no validation jets pass the selection; the search chooses on the 'val' "
+                        "split so that the test split stays unbiased (convert with a val fraction > 0)")
 
 
 def _trial_run_config(base: Config, out: Path, number: int, parent_id: str, uri: str) -> Config:
@@ -143,7 +146,7 @@ def _open_study(opts: TuneOptions, out: Path, seed: int):
                         f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''})") from None
     if probe.direction != optuna.study.StudyDirection.MAXIMIZE:
         raise TuneError(f"study '{opts.study_name}' in {opts.storage or out / 'optuna.db'} minimises; "
-                        "this tuner maximises test_cluster_acc (use another --study-name)")
+                        f"this tuner maximises {OBJECTIVE} (use another --study-name)")
     earlier = probe.get_trials(deepcopy=False)
     for t in earlier:  # left RUNNING by an interrupted earlier invocation: nothing is running them any more
         if t.state == optuna.trial.TrialState.RUNNING:
@@ -206,7 +209,7 @@ def tune(base: Config, space: SearchSpace, opts: TuneOptions, spark=None,
         best_yaml = out / "best.yaml"
         atomic_write_bytes(best_yaml, text.encode())
         mlflow.log_artifact(str(best_yaml))
-        mlflow.log_metrics({f"best_{k}": best[k] for k in ("test_cluster_acc", "test_nmi", "test_ari")
+        mlflow.log_metrics({f"best_{k}": best[k] for k in (OBJECTIVE, "test_cluster_acc", "test_nmi", "test_ari")
                             if isinstance(best.get(k), float) and math.isfinite(best[k])})
         mlflow.set_tags({"ucluster.tune.best_trial": str(best["number"]),
                          "ucluster.tune.best_run_id": best.get("run_id", "")})
@@ -290,8 +293,7 @@ class _Search:
         t.trial.set_user_attr(f"rung_{t.rung}", value)
         t.trial.set_user_attr("run_id", t.run_id)
         t.trial.set_user_attr("epochs", res["epochs"])
-        t.trial.set_user_attr("metrics", {k: res["metrics"][k] for k in ("test_nmi", "test_ari", "test_class_acc")
-                                          if k in res["metrics"]})
+        t.trial.set_user_attr("metrics", {k: res["metrics"][k] for k in REPORTED if k in res["metrics"]})
         t.trial.set_user_attr("seconds", t.trial.user_attrs.get("seconds", 0.0) + res.get("seconds", 0.0))
         return True
 
@@ -339,8 +341,8 @@ def trial_rows(study) -> list[dict[str, Any]]:
     rows = []
     for t in study.get_trials(deepcopy=False):
         metrics = t.user_attrs.get("metrics", {})
-        rows.append({"number": t.number, "state": t.state.name, "test_cluster_acc": t.value,
-                     "test_nmi": metrics.get("test_nmi"), "test_ari": metrics.get("test_ari"),
+        rows.append({"number": t.number, "state": t.state.name, OBJECTIVE: t.value,
+                     **{k: metrics.get(k) for k in REPORTED},
                      "epochs": t.user_attrs.get("epochs"), "params": t.user_attrs.get("overrides", t.params),
                      "run_id": t.user_attrs.get("run_id", ""), "error": t.user_attrs.get("error", "")})
     return rows
@@ -355,24 +357,27 @@ def _fmt(value: Any) -> str:
 
 
 def format_table(rows: list[dict[str, Any]], best: int | None = None) -> str:
-    """A fixed-width table: trial, state, objective, NMI, ARI, epochs, then the sampled fields."""
-    head = f"{'trial':>5}  {'state':<8}  {'acc':>6}  {'nmi':>6}  {'ari':>6}  {'epochs':>6}  params"
+    """A fixed-width table: trial, state, validation accuracy (the objective), test accuracy, test NMI and ARI,
+    epochs, then the sampled fields."""
+    head = (f"{'trial':>5}  {'state':<8}  {'val acc':>7}  {'test acc':>8}  {'nmi':>6}  {'ari':>6}  {'epochs':>6}  "
+            "params")
     lines = [head, "-" * len(head)]
     for r in rows:
-        def num(key: str, r: dict = r) -> str:
-            return f"{r[key]:6.3f}" if isinstance(r.get(key), float) else f"{'-':>6}"
+        def num(key: str, r: dict = r, width: int = 6) -> str:
+            return f"{r[key]:{width}.3f}" if isinstance(r.get(key), float) else f"{'-':>{width}}"
 
         params = " ".join(f"{k}={_fmt(v)}" for k, v in r["params"].items())
         mark = "*" if r["number"] == best else " "
         extra = f"  [{r['error']}]" if r.get("error") else ""
-        lines.append(f"{r['number']:>4}{mark}  {r['state']:<8}  {num('test_cluster_acc')}  {num('test_nmi')}  "
-                     f"{num('test_ari')}  {r['epochs'] or '-':>6}  {params}{extra}")
+        lines.append(f"{r['number']:>4}{mark}  {r['state']:<8}  {num(OBJECTIVE, width=7)}  "
+                     f"{num('test_cluster_acc', width=8)}  {num('test_nmi')}  {num('test_ari')}  "
+                     f"{r['epochs'] or '-':>6}  {params}{extra}")
     return "\n".join(lines)
 
 
 def _best_yaml(cfg: Config, best: dict[str, Any], study_name: str, parent_id: str) -> str:
-    acc, nmi, ari = (best.get(k) for k in ("test_cluster_acc", "test_nmi", "test_ari"))
-    scores = f"test_cluster_acc {acc:.4f}" + (f", NMI {nmi:.4f}, ARI {ari:.4f}" if nmi is not None else "")
+    scores = ", ".join(f"{k} {best[k]:.4f}" for k in (OBJECTIVE, "test_cluster_acc", "test_nmi", "test_ari")
+                       if isinstance(best.get(k), float))
     return (f"# Best configuration of Optuna study '{study_name}' (jobs/tune.py): trial {best['number']},\n"
             f"# {scores} after {best['epochs']} epochs.\n"
             f"# MLflow: trial run {best['run_id']}, nested under tuning run {parent_id}.\n" + cfg.to_yaml())
