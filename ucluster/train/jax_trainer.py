@@ -21,7 +21,7 @@ from ucluster.config import Config
 from ucluster.data.loader import JetStream, prefetch
 from ucluster.train import metrics as M
 from ucluster.train import schedule
-from ucluster.train.trainer import TrainingError, n_classes, validation_stream
+from ucluster.train.trainer import TrainingError, fit_centroids, n_classes, split_metrics, validation_stream
 
 _STEP_KEYS = ("features", "mask", "target")
 
@@ -46,7 +46,6 @@ def train_single_device(cfg: Config, on_epoch: Callable[[int, dict], None] | Non
     """
     import jax
     import keras
-    from sklearn.cluster import KMeans
 
     from ucluster.model import build_model, set_centroids
     from ucluster.model.losses import ordinal_kernel
@@ -86,14 +85,7 @@ def train_single_device(cfg: Config, on_epoch: Callable[[int, dict], None] | Non
             correct += float(((logits.argmax(-1) == batch["target"]) * valid).sum())
             total += float(valid.sum())
             table += M.contingency(dist.argmin(-1), batch["label"], k, c, valid)
-        if total == 0:
-            return {}
-        out = {f"{prefix}_class_acc": correct / total}
-        if with_clusters:
-            out.update({f"{prefix}_{name}": v for name, v in M.clustering_report(table).items()})
-            out[f"{prefix}_min_cluster_fraction"] = float((table.sum(1) / max(table.sum(), 1)).min())
-            out["_table"] = table
-        return out
+        return {**split_metrics(prefix, correct, total, table, with_clusters), "_table": table}
 
     def init_centroids() -> dict:
         nonlocal state
@@ -101,10 +93,9 @@ def train_single_device(cfg: Config, on_epoch: Callable[[int, dict], None] | Non
         for batch in train.eval_batches(B, cfg.train.kmeans_sample):
             _, latent, _ = predict(state[0], state[1], batch["features"], batch["mask"])
             parts.append(np.asarray(latent)[batch["valid"] > 0])
-        sample = np.concatenate(parts)
-        km = KMeans(n_clusters=cfg.model.n_clusters, n_init=10, random_state=cfg.train.seed).fit(sample)
+        centers = fit_centroids(cfg, np.concatenate(parts))
         write_state_back(model, optimizer, state)
-        set_centroids(model, km.cluster_centers_.astype(np.float32))
+        set_centroids(model, centers)
         state = init_state(model, optimizer)
         return {f"init_{k}": v for k, v in evaluate(True).items() if k not in ("test_class_acc", "_table")}
 

@@ -349,14 +349,27 @@ def _evaluate(cfg: Config, ctx: _Ctx, fns: StepFunctions, test: JetStream, centr
         table += M.contingency(dist.argmin(-1), batch["label"], k, c, valid)
     reduced = _allreduce_sum(ctx, np.concatenate([[correct, total], table.ravel()]))
     table = reduced[2:].reshape(k, c)
-    if reduced[1] == 0:
-        return {}, table
-    out = {f"{prefix}_class_acc": reduced[0] / reduced[1]}
-    if centroids_ready:
+    return split_metrics(prefix, reduced[0], reduced[1], table, centroids_ready), table
+
+
+def split_metrics(prefix: str, correct: float, total: float, table: np.ndarray, with_clusters: bool) -> dict:
+    """``<prefix>_class_acc`` and, once the centroids exist, the clustering figures of the cluster/class table;
+    empty for a split with no selected jets. Shared by the Horovod and the single-device JAX trainers."""
+    if total == 0:
+        return {}
+    out = {f"{prefix}_class_acc": correct / total}
+    if with_clusters:
         out.update({f"{prefix}_{name}": v for name, v in M.clustering_report(table).items()})
-        sizes = table.sum(axis=1) / max(table.sum(), 1)
-        out[f"{prefix}_min_cluster_fraction"] = float(sizes.min())
-    return out, table
+        out[f"{prefix}_min_cluster_fraction"] = float((table.sum(axis=1) / max(table.sum(), 1)).min())
+    return out
+
+
+def fit_centroids(cfg: Config, sample: np.ndarray) -> np.ndarray:
+    """k-means (k = model.n_clusters, 10 restarts, seeded) on a sample of latent vectors: the initial centroids."""
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=cfg.model.n_clusters, n_init=10, random_state=cfg.train.seed).fit(sample)
+    return km.cluster_centers_.astype(np.float32)
 
 
 def _latents(cfg: Config, fns: StepFunctions, stream: JetStream, max_jets: int) -> np.ndarray:
@@ -370,15 +383,13 @@ def _latents(cfg: Config, fns: StepFunctions, stream: JetStream, max_jets: int) 
 def _init_centroids(cfg: Config, ctx: _Ctx, model, fns: StepFunctions, train: JetStream) -> None:
     """k-means on a sample of training latents (never the whole dataset in one process) -> centroids."""
     import tensorflow as tf
-    from sklearn.cluster import KMeans
 
     from ucluster.model import set_centroids
 
     local = _latents(cfg, fns, train, math.ceil(cfg.train.kmeans_sample / ctx.size))
     sample = ctx.hvd.allgather(tf.constant(local)).numpy() if ctx.size > 1 else local
     if ctx.rank == 0:
-        km = KMeans(n_clusters=cfg.model.n_clusters, n_init=10, random_state=cfg.train.seed).fit(sample)
-        centers = km.cluster_centers_.astype(np.float32)
+        centers = fit_centroids(cfg, sample)
     else:
         centers = np.zeros((cfg.model.n_clusters, sample.shape[1]), np.float32)
     if ctx.size > 1:
