@@ -82,7 +82,8 @@ def preflight(cfg: Config, n_workers: int) -> dict:
     shard_rows = [shard.selected_rows() for shard in shards]
     counts["train"] = sum(shard_rows)
     counts["test"] = JetStream(cfg, "test", 0, 1, meta).selected_rows()
-    counts["val"] = JetStream(cfg, "val", 0, 1, meta).selected_rows() if has_split(cfg, "val") else 0
+    val = validation_stream(cfg, 0, 1, meta)
+    counts["val"] = val.selected_rows() if val is not None else 0
     need = cfg.train.batch_size * n_workers
     if counts["train"] < need:
         raise TrainingError(
@@ -333,15 +334,15 @@ def _run_epoch(cfg: Config, ctx: _Ctx, epoch: int, steps: int, fns: StepFunction
     return {k: float(v) for k, v in metrics.items()}
 
 
-def _evaluate(cfg: Config, ctx: _Ctx, fns: StepFunctions, test: JetStream, centroids_ready: bool,
+def _evaluate(cfg: Config, ctx: _Ctx, fns: StepFunctions, stream: JetStream, centroids_ready: bool,
               prefix: str = "test"):
     """Metrics of one split (``test`` or ``val``, named ``<prefix>_...``) from allreduced counts: classification
-    accuracy and the cluster/class table. None for a split with no selected jets."""
+    accuracy and the cluster/class table; no metrics for a split with no selected jets."""
     k, c = cfg.model.n_clusters, len(cfg.data.classes)
     table = np.zeros((k, c))
     correct = total = 0.0
     per_rank = math.ceil(cfg.data.max_eval_jets / ctx.size) if cfg.data.max_eval_jets else 0
-    for batch in prefetch(test.eval_batches(cfg.train.batch_size, per_rank)):
+    for batch in prefetch(stream.eval_batches(cfg.train.batch_size, per_rank)):
         logits, _, dist = (t.numpy() for t in fns.predict(batch["features"], batch["mask"]))
         valid = batch["valid"]
         correct += float(((logits.argmax(-1) == batch["target"]) * valid).sum())
