@@ -154,11 +154,10 @@ def run(args: argparse.Namespace) -> dict:
 
     runs = {}
     if args.skip_baselines:  # a sweep point: UCluster seeds only, against the study's floor and ceiling
+        changed = {k: v for k, v in overrides_from_args(args).items() if k not in ("data.path", "data.reader_threads")}
         for s in seeds:
             runs[s] = train(f"ucluster_seed{s}", train={"seed": s})
             r = runs[s]
-            changed = {k: v for k, v in overrides_from_args(args).items()
-                       if k not in ("data.path", "data.reader_threads")}
             print(f"RESULT {' '.join(f'{k}={v}' for k, v in changed.items()) or 'default'} "
                   f"seed {s}: cluster acc {r['test_cluster_acc']:.3f}, last-4 mean "
                   f"{r['last4_mean_test_cluster_acc']:.3f}, init {r['init_test_cluster_acc']:.3f}, NMI "
@@ -175,7 +174,7 @@ def _study(base, seeds: list[int], classes: list[str], train) -> dict:
     """Floor, best mass cuts, the supervised ceiling and every seed, with the table of jobs/quality_study.py."""
     import jax
 
-    from jobs.quality_study import _summary_row, markdown, summarize
+    from jobs.quality_study import _summary_row, baseline_rows, markdown, summarize
     from ucluster.baselines import best_mass_cuts, mass_kmeans
 
     floor = mass_kmeans(base)
@@ -183,11 +182,7 @@ def _study(base, seeds: list[int], classes: list[str], train) -> dict:
     print(f"mass floor {floor['test_cluster_acc']:.3f}, best mass cuts {cuts['test_cluster_acc']:.3f}", flush=True)
     sup = train("supervised", model={"target": "truth"}, train={"seed": seeds[0]})
     runs = {s: train(f"ucluster_seed{s}", train={"seed": s}) for s in seeds}
-    floor_row = {"name": "k-means on the jet mass (floor)", **{k: floor[k] for k in
-                 ("test_cluster_acc", "test_nmi", "test_ari")}, "notes": "ucluster.baselines"}
-    cuts_row = {"name": "best cuts on the jet mass (true labels)", **{k: cuts[k] for k in
-                ("test_cluster_acc", "test_nmi", "test_ari")},
-                "notes": "cuts at " + ", ".join(f"{c:.0f}" for c in cuts["cuts_gev"]) + " GeV"}
+    floor_row, cuts_row = baseline_rows(floor, cuts, classes)
     best_sup = max(h["test_class_acc"] for h in sup["history"])
     sup_row = _summary_row("supervised, same network (ceiling)", sup, classes,
                            f"seed {seeds[0]}; best epoch {best_sup:.3f}")

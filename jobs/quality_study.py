@@ -75,6 +75,18 @@ def _summary_row(name: str, result: dict, classes: list[str], extra: str = "") -
     return row
 
 
+def baseline_rows(floor: dict, cuts: dict | None, classes: list[str]) -> list[dict]:
+    """Table rows of the mass-only k-means floor and, when measured, the best labelled mass cuts."""
+    rows = [{"name": "k-means on the jet mass (floor)", "test_cluster_acc": floor["test_cluster_acc"],
+             "test_nmi": floor["test_nmi"], "test_ari": floor["test_ari"],
+             **{f"purity_{c}": floor[f"purity_{c}"] for c in classes}, "notes": "jobs/baselines.py"}]
+    if cuts is not None:
+        rows.append({"name": "best cuts on the jet mass (true labels)", "test_cluster_acc": cuts["test_cluster_acc"],
+                     "test_nmi": cuts["test_nmi"], "test_ari": cuts["test_ari"],
+                     "notes": "cuts at " + ", ".join(f"{c:.0f}" for c in cuts["cuts_gev"]) + " GeV"})
+    return rows
+
+
 def summarize(floor: dict, supervised: dict, seeds: list[dict], two_workers: dict | None) -> dict:
     """Means, spreads and the issue's three checks from the measured rows."""
     accs = [r["test_cluster_acc"] for r in seeds]
@@ -179,13 +191,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ConfigError, DatasetError, TrainingError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    floor_row = {"name": "k-means on the jet mass (floor)", "test_cluster_acc": floor["test_cluster_acc"],
-                 "test_nmi": floor["test_nmi"], "test_ari": floor["test_ari"],
-                 **{f"purity_{c}": floor[f"purity_{c}"] for c in classes}, "notes": "jobs/baselines.py"}
-    cuts_rows = [] if cuts is None else [{
-        "name": "best cuts on the jet mass (true labels)", "test_cluster_acc": cuts["test_cluster_acc"],
-        "test_nmi": cuts["test_nmi"], "test_ari": cuts["test_ari"],
-        "notes": "cuts at " + ", ".join(f"{c:.0f}" for c in cuts["cuts_gev"]) + " GeV"}]
+    floor_row, *cuts_rows = baseline_rows(floor, cuts, classes)
     rows = [floor_row, *cuts_rows, _summary_row("supervised, same network (ceiling)", sup, classes, f"seed {seeds[0]}")]
     sup_row = rows[-1]
     seed_rows = [_summary_row(f"UCluster seed {s}", r, classes, "1 worker") for s, r in zip(seeds, runs, strict=True)]
