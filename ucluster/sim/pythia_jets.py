@@ -24,6 +24,7 @@ import pythia8mc
 from tqdm import tqdm
 
 from ucluster import hls4ml
+from ucluster.sim.substructure import SUBSTRUCTURE_COLUMNS, substructure
 
 if TYPE_CHECKING:
     from pyspark.sql import SparkSession
@@ -33,7 +34,7 @@ JET_PHI = "j_phi"
 JET_MULTIPLICITY = "j_multiplicity"  # all constituents of the jet, also those beyond the P kept
 JET_FEATURES: tuple[str, ...] = (
     hls4ml.JET_PT, hls4ml.JET_ETA, JET_PHI, hls4ml.JET_MASS, JET_MULTIPLICITY,
-    *hls4ml.CLASS_COLUMNS, hls4ml.UNDEFINED_COLUMN,
+    *SUBSTRUCTURE_COLUMNS, *hls4ml.CLASS_COLUMNS, hls4ml.UNDEFINED_COLUMN,
 )
 
 ECM_GEV = 13000.0
@@ -268,6 +269,8 @@ def generate_jets(kind: str, n_jets: int, seed: int, max_particles: int = 100,
             angle[n] = _principal_angle(jet.p4, jet.eta, jet.phi)
             jets[n, [col[hls4ml.JET_PT], col[hls4ml.JET_ETA], col[JET_PHI], col[hls4ml.JET_MASS],
                      col[JET_MULTIPLICITY]]] = (jet.pt, jet.eta, jet.phi, jet.mass, len(jet.p4))
+            for name, value in substructure(jet.p4, JET_R).items():  # on all constituents, not only the P kept
+                jets[n, col[name]] = value
             n += 1
             bar.update(1)
     eta, phi = jets[:, col[hls4ml.JET_ETA]], jets[:, col[JET_PHI]]
