@@ -40,7 +40,7 @@ demo: install
 	$(PY) -m jobs.demo --out $(DEMO_DIR)
 
 bench: install
-	$(PY) -m jobs.benchmark
+	$(PY) -m studies.benchmark
 
 lint: install
 	$(PY) -m ruff check .

@@ -1,8 +1,9 @@
-"""Train UCluster (ABCnet pretraining -> k-means -> deep k-means) data-parallel with Horovod.
+"""Train UCluster (ABCnet pretraining -> k-means -> deep k-means): data-parallel with Horovod, or on one GPU.
 
     spark-submit jobs/train.py --data data/jets.parquet --np 2
     python -m jobs.train --data data/jets.parquet --np -2 --train.epochs 10
     python -m jobs.train --config conf/demo.yaml --out runs/demo/train --resume
+    python -m jobs.train --data data/jets.parquet --engine jax        # one process on one JAX device (GPU)
 
 --np follows HorovodRunner: < 0 starts |np| processes on this machine, > 0 starts np Spark tasks.
 Any config field can be overridden with --section.field VALUE (see conf/ucluster.yaml).
@@ -30,6 +31,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--np", dest="cfg__run__np", default=None, help="workers, HorovodRunner meaning (run.np)")
     p.add_argument("--out", dest="cfg__run__output_dir", default=None, help="output directory (run.output_dir)")
     p.add_argument("--epochs", dest="cfg__train__epochs", default=None, help="total epochs (train.epochs)")
+    p.add_argument("--engine", dest="cfg__run__engine", default=None,
+                   help="horovod (TensorFlow + Horovod workers) or jax (one device) (run.engine)")
     p.add_argument("--supervised", action="store_true",
                    help="train on the true labels (model.target=truth): the supervised ceiling of the same network")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in the output directory")
@@ -53,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.print_config:
         print(cfg.to_yaml())
         return 0
+    if cfg.run.engine == "jax":  # the Keras backend is fixed when keras is first imported
+        os.environ["KERAS_BACKEND"] = "jax"
     from ucluster.data.schema import DatasetError
     from ucluster.distributed import LaunchError
     from ucluster.tracking import ui_hint
@@ -63,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     except (TrainingError, DatasetError, LaunchError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(json.dumps({k: v for k, v in result.items()}, indent=2, default=str))
+    print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2, default=str))
     print(f"MLflow run {result['run_id']}: {ui_hint(cfg.run.output_dir, cfg.run.tracking_uri)}")
     return 0
 

@@ -1,11 +1,11 @@
 """`make bench`: every performance figure of the project, measured side by side in one run.
 
-    python -m jobs.benchmark [--out docs] [--quick]
+    python -m studies.benchmark [--out docs] [--quick]
 
 Measures on this machine: (1) the Parquet loader's throughput next to the training step's consumption on the
 same batches, (2) Horovod scaling on 1 and 2 workers at a fixed per-worker batch, (3) the peak RSS of a
 training worker for a dataset of X and 10X jets, (4) conversion (and assignment, when its benchmark exists)
-throughput; and (5) copies in the GPU figures measured with `jobs/benchmark_gpu.py` on the device machine
+throughput; and (5) copies in the GPU figures measured with `studies/benchmark_gpu.py` on the device machine
 (docs/benchmarks_gpu.json). Prints one table and writes docs/benchmarks.json and docs/benchmarks.md.
 """
 
@@ -29,7 +29,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def build_dataset(work: Path, n_jets: int, base_h5: Path) -> Path:
     from conversion.convert import convert
-    from jobs.benchmark_conversion import make_tiled_file
+    from studies.benchmark_conversion import make_tiled_file
 
     h5 = work / f"tiled_{n_jets}.h5"
     make_tiled_file(h5, n_jets, str(base_h5))
@@ -46,7 +46,8 @@ def bench_loader_vs_step(cfg, n_batches: int) -> dict:
 
     from ucluster.data.loader import JetStream, prefetch
     from ucluster.model import build_model
-    from ucluster.train.trainer import StepFunctions, n_classes
+    from ucluster.train.engines.horovod_tf import StepFunctions
+    from ucluster.train.loop import n_classes
 
     tf.config.threading.set_intra_op_parallelism_threads(os.cpu_count() or 1)
     stream = JetStream(cfg, "train")
@@ -121,7 +122,7 @@ def render_markdown(results: dict) -> str:
     lines = [
         "# Benchmarks",
         "",
-        f"Measured by `make bench` (`python -m jobs.benchmark`) on {r['machine']}, {r['date']}. Ratios compare",
+        f"Measured by `make bench` (`python -m studies.benchmark`) on {r['machine']}, {r['date']}. Ratios compare",
         "figures measured in the same run. The machine is shared, so absolute numbers vary from run to run.",
         "",
         "| what | figure | target |",
@@ -184,7 +185,7 @@ def main(argv: list[str] | None = None) -> dict:
     p.add_argument("--skip-default-model", action="store_true")
     args = p.parse_args(argv)
 
-    from jobs import benchmark_conversion
+    from studies import benchmark_conversion
     from ucluster.config import load_config
 
     work = Path(tempfile.mkdtemp(prefix="ucluster-bench-"))
@@ -196,7 +197,7 @@ def main(argv: list[str] | None = None) -> dict:
         # First, and in its own process, as a conversion job runs: after the trainings below, even in a
         # subprocess, the Spark figure came out 0.43-0.44 of the raw read where a fresh run gave 0.51-0.73.
         conv_json = work / "conversion.json"
-        subprocess.run([sys.executable, "-m", "jobs.benchmark_conversion", "--h5", str(base), "--repeat", "5",
+        subprocess.run([sys.executable, "-m", "studies.benchmark_conversion", "--h5", str(base), "--repeat", "5",
                         "--json", str(conv_json)], check=True, cwd=REPO)
         results["conversion"] = json.loads(conv_json.read_text())
         small = build_dataset(work, args.jets, base)
@@ -219,7 +220,7 @@ def main(argv: list[str] | None = None) -> dict:
             "data.shuffle_buffer": 4096})  # below X: the check is that memory stops growing once the buffer is full
         results["memory"] = bench_memory(tiny, small, large, work)
         print("(4b) assignment vs training ...", flush=True)
-        from jobs import benchmark_assign
+        from studies import benchmark_assign
 
         assign_json = work / "assign.json"
         benchmark_assign.main(["--data", str(small), "--replicate", "4", "--repeat", "2",
@@ -240,7 +241,7 @@ def main(argv: list[str] | None = None) -> dict:
         "Memory: each worker holds one shuffle buffer (data.shuffle_buffer jets) plus one row group, whatever the "
         "dataset size.",
         "Conversion: a file of 100k jets (a 600-jet Pythia sample tiled), best of 5, in a process of its own. On "
-        "this shared machine single runs of `python -m jobs.benchmark_conversion` gave 0.51-0.68 (in-process) "
+        "this shared machine single runs of `python -m studies.benchmark_conversion` gave 0.51-0.68 (in-process) "
         "and 0.51-0.72 (Spark local[2]) of the raw read on 2026-11-26. Per 100k jets the work is about 0.16 s of "
         "reading, 0.23-0.35 s of feature computation and 0.25 s of Parquet encoding and writing, overlapped in "
         "three threads per task. Spark's fixed cost per task (~35 ms) is why tasks hold up to 65536 jets.",

@@ -1,7 +1,7 @@
 """Cluster-assignment throughput next to training throughput: same model, same jets, one run, this machine.
 
-    python -m jobs.benchmark_assign                      # simulate a small Pythia sample, demo model
-    python -m jobs.benchmark_assign --data data/jets.parquet --config conf/ucluster.yaml --replicate 1
+    python -m studies.benchmark_assign                      # simulate a small Pythia sample, demo model
+    python -m studies.benchmark_assign --data data/jets.parquet --config conf/ucluster.yaml --replicate 1
 
 Trains the model for --epochs (one pretraining epoch, then clustering epochs with the full loss) and takes the
 best clustering epoch's jets/s as the trainer measures it. Then assigns the training split, replicated

@@ -1,6 +1,6 @@
 """Benchmark: conversion throughput next to a plain h5py read of the same arrays (the physical limit here).
 
-    python -m jobs.benchmark_conversion [--jets 100000] [--h5 some_hls4ml_file.h5]
+    python -m studies.benchmark_conversion [--jets 100000] [--h5 some_hls4ml_file.h5]
 
 Without --h5 it simulates 400 Pythia jets and tiles them into a file of --jets jets (default 100k, 640 MB: a
 size at which Spark's fixed cost per job, about 0.1 s here, no longer dominates). Prints jets/s for the raw read

@@ -1,6 +1,6 @@
 """GPU benchmark: the project's model code on one GPU with KERAS_BACKEND=jax, fed from Parquet by the project's loader.
 
-    KERAS_BACKEND=jax python -m jobs.benchmark_gpu --data <small parquet dataset> --jets 630000 --json out.json
+    KERAS_BACKEND=jax python -m studies.benchmark_gpu --data <small parquet dataset> --jets 630000 --json out.json
 
 The small dataset (real Pythia jets converted by conversion/) is tiled into a Parquet dataset of --jets training
 jets (630 000 = the hls4ml training set), then it measures: the training step alone on batches already in
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> dict:
     from ucluster.config import load_config
     from ucluster.data.loader import JetStream, prefetch
     from ucluster.model import build_model
-    from ucluster.train.jax_step import init_state, make_train_step
-    from ucluster.train.trainer import n_classes
+    from ucluster.train.engines.jax_local import init_state, make_train_step
+    from ucluster.train.loop import n_classes
 
     work = Path(tempfile.mkdtemp(prefix="ucluster-gpu-"))
     try:
@@ -111,7 +111,7 @@ def main(argv: list[str] | None = None) -> dict:
             state, metrics = step(state, to_device(batch), 3.0)
         jax.block_until_ready(metrics)
         epoch_s = time.perf_counter() - t0
-        loss = float(np.asarray(metrics["loss"]))
+        loss = float(np.asarray(metrics)[0])
     finally:
         shutil.rmtree(work, ignore_errors=True)
     dev = jax.devices()[0]
@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
         "train_jets_per_s": step_jets_per_s, "loader_jets_per_s": loader_jets_per_s,
         "epoch_jets": steps * B, "epoch_seconds": epoch_s, "epoch_jets_per_s": steps * B / epoch_s,
         "final_loss": loss, "tile_seconds": tile_s, "cpu_cores": os.cpu_count(),
-        "command": "KERAS_BACKEND=jax python -m jobs.benchmark_gpu " + " ".join(argv or sys.argv[1:]),
+        "command": "KERAS_BACKEND=jax python -m studies.benchmark_gpu " + " ".join(argv or sys.argv[1:]),
     }
     print(json.dumps(result, indent=2))
     if args.json:

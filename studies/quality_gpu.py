@@ -4,15 +4,16 @@ The paper-size network trains at about 400 jets/s on a 2-core CPU (100 epochs of
 project's JAX path runs it in minutes. GPU machines here have JAX but no TensorFlow, no internet, and take at
 most 64 MiB of files per call, so the study has three steps:
 
-    python -m jobs.quality_gpu pack --data runs/big/jets.parquet --out .gpudata       # here: float16 parts
-    python -m jobs.quality_gpu unpack --packed .gpudata --out /tmp/jets.parquet       # there: a dataset again
-    KERAS_BACKEND=jax python -m jobs.quality_gpu run --data /tmp/jets.parquet --seeds 1,2,3 --json q.json
+    python -m studies.quality_gpu pack --data runs/big/jets.parquet --out .gpudata       # here: float16 parts
+    python -m studies.quality_gpu unpack --packed .gpudata --out /tmp/jets.parquet       # there: a dataset again
+    KERAS_BACKEND=jax python -m studies.quality_gpu run --data /tmp/jets.parquet --seeds 1,2,3 --json q.json
 
 ``pack`` keeps the selected jets (data.classes, the mass window) of the train, test and val splits, their real
 particles only, with the features rounded to float16 (relative precision 5e-4; the jet mass, pT and labels stay
 float32/exact), in parts of at most ``--part-mb`` MB that travel one per call. ``run`` measures on that dataset,
-like ``jobs/quality_study.py``: the mass-only k-means floor, the best mass cuts, the supervised network
-(``model.target=truth``) and UCluster with every seed, all through :func:`train_single_device`; it prints the
+like ``studies/quality_study.py``: the mass-only k-means floor, the best mass cuts, the supervised network
+(``model.target=truth``) and UCluster with every seed, all through the one training loop
+(:func:`ucluster.train.loop.run`) with the single-device JAX engine; it prints the
 same table and writes the figures, each run's per-epoch history included, as JSON.
 """
 
@@ -34,15 +35,49 @@ from ucluster.config import ConfigError, add_config_arguments, load_config, over
 
 PACK_SPLITS = ("train", "test", "val")
 SMALL = ("jet_key", "label", "n_particles", "jet_pt", "jet_eta", "jet_mass")
+# Features that follow from others and the jet's (pT, eta, m): not packed, recomputed by unpack. What travels
+# is then (deta, dphi, log_pt, log_e): half the bytes, so a 30k-per-class sample fits one 64 MiB transfer.
+DERIVED = ("log_ptrel", "log_erel", "delta_r", "costheta_rel")
+# Largest difference allowed between a recomputed feature and the converter's (float16 inputs, float32 maths).
+DERIVED_TOLERANCE = 2e-2
 
 
-def pack(data: str, out: Path, classes: list[str], mass_min: float, mass_max: float, part_mb: float) -> list[Path]:
-    """Selected jets of ``data`` as float16 ragged parts ``out/part-NN/<split>.npz`` plus the dataset metadata."""
+def derive_features(stored: dict[str, np.ndarray], jet: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """The :data:`DERIVED` features of real particles from the packed ones and the per-particle jet (pT, eta,
+    mass): log(pT/pT_jet), log(E/E_jet) with E_jet from (pT, eta, m), Delta R, and cos of the 3-d angle to the
+    jet axis (directions from pseudorapidities, exact for the converter's definition)."""
+    deta, dphi = stored["deta"].astype(np.float64), stored["dphi"].astype(np.float64)
+    pt, eta_j, m = (jet[k].astype(np.float64) for k in ("jet_pt", "jet_eta", "jet_mass"))
+    e_jet = np.sqrt(m * m + (pt * np.cosh(eta_j)) ** 2)
+    eta = eta_j + deta
+    cos_theta = (np.cos(dphi) + np.sinh(eta) * np.sinh(eta_j)) / (np.cosh(eta) * np.cosh(eta_j))
+    return {"log_ptrel": stored["log_pt"] - np.log(pt), "log_erel": stored["log_e"] - np.log(e_jet),
+            "delta_r": np.hypot(deta, dphi), "costheta_rel": np.minimum(cos_theta, 1.0)}
+
+
+def _packed_features(names: list[str]) -> list[str]:
+    return [n for n in names if n not in DERIVED]
+
+
+def pack(data: str, out: Path, classes: list[str], mass_min: float, mass_max: float, part_mb: float,
+         max_particles: int = 0) -> list[Path]:
+    """Selected jets of ``data`` as float16 ragged parts ``out/part-NN/<split>.npz`` plus the dataset metadata:
+    the leading ``max_particles`` (0 = all) of each jet, the :data:`DERIVED` features left out (checked to be
+    recomputable within :data:`DERIVED_TOLERANCE`)."""
     import pyarrow.parquet as pq
 
     from ucluster.data import schema as S
 
     meta = S.read_meta(data)
+    names = list(meta.feature_names)
+    keep = [names.index(n) for n in _packed_features(names)]
+    source_particles = meta.n_particles
+    if max_particles and max_particles < meta.n_particles:
+        meta.n_particles = max_particles
+        meta.params = {**meta.params, "packed_max_particles": max_particles}
+    small = [c for c in S.arrow_schema(meta).names if c not in (S.FEATURES, S.SOURCE_FILE, S.SOURCE_ROW)]
+    small += [c for c in pq.read_schema(S.split_files(data, "train")[0]).names if c.startswith("jet_")
+              and c not in small]  # optional jet columns (substructure) travel too
     ids = [meta.class_names.index(c) for c in classes]
     budget = part_mb * 1e6
     parts: list[Path] = []
@@ -68,16 +103,20 @@ def pack(data: str, out: Path, classes: list[str], mass_min: float, mass_max: fl
         for path in S.split_files(data, split):
             f = pq.ParquetFile(path)
             for g in range(f.num_row_groups):
-                t = f.read_row_group(g, columns=[*SMALL, S.FEATURES])
-                cols = {c: t.column(c).to_numpy() for c in SMALL}
+                t = f.read_row_group(g, columns=[*small, S.FEATURES])
+                cols = {c: t.column(c).to_numpy() for c in small}
                 sel = np.isin(cols["label"], ids) & (cols["jet_mass"] > mass_min) & (cols["jet_mass"] < mass_max)
                 if not sel.any():
                     continue
-                feats = S.decode_features(t.column(S.FEATURES), meta.n_particles, meta.n_features)[sel]
-                n = cols["n_particles"][sel].astype(np.int64)
-                real = np.arange(meta.n_particles)[None, :] < n[:, None]
+                feats = S.decode_features(t.column(S.FEATURES), source_particles,
+                                          meta.n_features)[sel, :meta.n_particles]
                 block = {c: v[sel] for c, v in cols.items()}
-                block["particles"] = feats[real].astype(np.float16)  # (sum n, F), jet by jet
+                block["n_particles"] = np.minimum(block["n_particles"], meta.n_particles)
+                n = block["n_particles"].astype(np.int64)
+                real = np.arange(meta.n_particles)[None, :] < n[:, None]
+                packed = feats[real][:, keep].astype(np.float16)  # (sum n, F'), jet by jet
+                _check_derivable(names, feats[real], packed, {c: np.repeat(block[c], n) for c in SMALL[3:]}, path)
+                block["particles"] = packed
                 dest = part.setdefault(split, {k: [] for k in block})
                 for k, v in block.items():
                     dest[k].append(v)
@@ -86,6 +125,24 @@ def pack(data: str, out: Path, classes: list[str], mass_min: float, mass_max: fl
                     flush()
     flush()
     return parts
+
+
+def _full_features(names: list[str], packed: np.ndarray, jet: dict[str, np.ndarray]) -> np.ndarray:
+    """(n, F) float32 features in ``names`` order from the packed (n, F') ones and the per-particle jet values."""
+    stored = {n: packed[:, i].astype(np.float32) for i, n in enumerate(_packed_features(names))}
+    derived = derive_features(stored, jet) if any(n in DERIVED for n in names) else {}
+    return np.stack([stored[n] if n in stored else derived[n] for n in names], axis=1).astype(np.float32)
+
+
+def _check_derivable(names: list[str], original: np.ndarray, packed: np.ndarray, jet: dict, where) -> None:
+    """Refuse to pack a dataset whose derived features do not follow from the packed ones (another converter,
+    real detector data...): what arrives must be what was measured on, within the float16 rounding."""
+    full = _full_features(names, packed, jet)
+    worst = np.abs(full - original).max(axis=0) if len(full) else np.zeros(len(names))
+    bad = [f"{n} ({w:.3g})" for n, w in zip(names, worst, strict=True) if w > DERIVED_TOLERANCE]
+    if bad:
+        raise ValueError(f"{where}: features {', '.join(bad)} cannot be recomputed from the packed ones within "
+                         f"{DERIVED_TOLERANCE}; this dataset cannot be packed")
 
 
 def unpack(packed: Path, out: Path, row_group_size: int = 4096) -> Path:
@@ -108,12 +165,18 @@ def unpack(packed: Path, out: Path, row_group_size: int = 4096) -> Path:
             z = np.load(folder / f"{split}.npz")
             n = z["n_particles"].astype(np.int64)
             feats = np.zeros((len(n), meta.n_particles, meta.n_features), np.float32)
-            feats[np.arange(meta.n_particles)[None, :] < n[:, None]] = z["particles"].astype(np.float32)
-            table = pa.table({
+            feats[np.arange(meta.n_particles)[None, :] < n[:, None]] = _full_features(
+                meta.feature_names, z["particles"], {c: np.repeat(z[c], n) for c in SMALL[3:]})
+            columns = {
                 S.JET_KEY: z["jet_key"], S.FEATURES: S.encode_features(feats), S.N_PARTICLES: z["n_particles"],
                 S.LABEL: z["label"], S.JET_PT: z["jet_pt"], S.JET_ETA: z["jet_eta"], S.JET_MASS: z["jet_mass"],
                 S.SOURCE_FILE: pa.array([folder.name] * len(n)), S.SOURCE_ROW: np.arange(len(n), dtype=np.int64),
-            }, schema=S.arrow_schema(meta))
+            }
+            schema = S.arrow_schema(meta)
+            for extra in sorted(set(z.files) - set(columns) - {"particles"}):  # optional jet columns
+                columns[extra] = z[extra]
+                schema = schema.append(pa.field(extra, pa.array(z[extra][:0]).type))
+            table = pa.table(columns, schema=schema)
             (tmp / f"split={split}").mkdir(parents=True, exist_ok=True)
             pq.write_table(table, tmp / f"split={split}" / f"part-{i:05d}.parquet", row_group_size=row_group_size)
             for label, count in zip(*np.unique(z["label"], return_counts=True), strict=True):
@@ -121,7 +184,7 @@ def unpack(packed: Path, out: Path, row_group_size: int = 4096) -> Path:
                 counts.setdefault(split, {}).setdefault(name, 0)
                 counts[split][name] += int(count)
     meta.counts = counts
-    meta.params = {**meta.params, "packed": "float16 features (jobs/quality_gpu.py pack)"}
+    meta.params = {**meta.params, "packed": "float16 features, derived ones recomputed (studies/quality_gpu.py)"}
     (tmp / S.META_FILE).write_text(meta.to_json())
     tmp.rename(out)
     return out
@@ -130,25 +193,27 @@ def unpack(packed: Path, out: Path, row_group_size: int = 4096) -> Path:
 def run(args: argparse.Namespace) -> dict:
     import dataclasses
 
-    from ucluster.train.jax_trainer import train_single_device
+    from ucluster.train import loop
+    from ucluster.train.engines.jax_local import JaxLocalEngine
 
     base = load_config(args.config, overrides_from_args(args))
     seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
     classes = list(base.data.classes)
 
     def train(name: str, **changes: dict) -> dict:
+        changes.setdefault("run", {})["output_dir"] = str(Path(base.run.output_dir) / name)  # own checkpoints
         cfg = dataclasses.replace(base, **{s: dataclasses.replace(getattr(base, s), **v) for s, v in changes.items()})
         print(f"\n== {name}: seed {cfg.train.seed}, target {cfg.model.target}, {cfg.train.epochs} epochs "
               f"({cfg.train.pretrain_epochs} pretraining), batch {cfg.train.batch_size}", flush=True)
         t0 = time.perf_counter()
 
         def show(epoch: int, m: dict) -> None:
-            extra = f" cluster {m['test_cluster_acc']:.3f}" if "test_cluster_acc" in m else ""
+            extra = (f" cluster {m['test_cluster_acc']:.3f} (val {m.get('val_cluster_acc', float('nan')):.3f})"
+                     if "test_cluster_acc" in m else "")
             print(f"  epoch {epoch + 1}: loss {m['loss']:.4f} class {m['test_class_acc']:.3f}{extra} "
                   f"{m['jets_per_s']:.0f} jets/s", flush=True)
 
-        result = train_single_device(cfg, on_epoch=show)
-        result.pop("model")
+        result = loop.run(cfg, JaxLocalEngine(), track=False, on_epoch=show)
         result["seconds"] = time.perf_counter() - t0
         return result
 
@@ -171,10 +236,10 @@ def run(args: argparse.Namespace) -> dict:
 
 
 def _study(base, seeds: list[int], classes: list[str], train) -> dict:
-    """Floor, best mass cuts, the supervised ceiling and every seed, with the table of jobs/quality_study.py."""
+    """Floor, best mass cuts, the supervised ceiling and every seed, with the table of studies/quality_study.py."""
     import jax
 
-    from jobs.quality_study import _summary_row, baseline_rows, markdown, summarize
+    from studies.quality_study import _summary_row, baseline_rows, markdown, summarize
     from ucluster.baselines import best_mass_cuts, mass_kmeans
 
     floor = mass_kmeans(base)
@@ -204,6 +269,7 @@ def main(argv: list[str] | None = None) -> int:
     pk.add_argument("--data", required=True)
     pk.add_argument("--out", required=True)
     pk.add_argument("--part-mb", type=float, default=55.0)
+    pk.add_argument("--max-particles", type=int, default=0, help="keep each jet's leading N particles (0 = all)")
     pk.add_argument("--config", default=None, help="the selection (data.classes, mass window) to keep")
     up = sub.add_parser("unpack", help="a Parquet dataset from packed parts")
     up.add_argument("--packed", required=True)
@@ -226,7 +292,8 @@ def main(argv: list[str] | None = None) -> int:
             if out.exists() and any(out.iterdir()):
                 raise ConfigError(f"{out}: exists and is not empty")
             cfg = load_config(args.config)
-            parts = pack(args.data, out, list(cfg.data.classes), cfg.data.mass_min, cfg.data.mass_max, args.part_mb)
+            parts = pack(args.data, out, list(cfg.data.classes), cfg.data.mass_min, cfg.data.mass_max, args.part_mb,
+                         args.max_particles)
             for part in parts:
                 mb = sum(f.stat().st_size for f in part.iterdir()) / 1e6
                 print(f"{part}: {mb:.1f} MB")

@@ -1,6 +1,6 @@
 """Clustering-quality study: the figures issue 6 asks for, measured by the project's own code in one go.
 
-    python -m jobs.quality_study --data runs/big/jets.parquet --config conf/ucluster.yaml --seeds 1,2,3 \\
+    python -m studies.quality_study --data runs/big/jets.parquet --config conf/ucluster.yaml --seeds 1,2,3 \\
         --out runs/quality [--section.field VALUE ...]
 
 On one dataset and one configuration (overrides apply to every run) it measures, in this order:

@@ -52,6 +52,8 @@ class ModelConfig:
     gap2_heads: int = 4
     point_channels: list[int] = field(default_factory=lambda: [64, 128])  # 1x1 convolutions
     latent_dim: int = 256  # per-jet latent space used for clustering
+    standardize: bool = True  # per-feature (x - mean) / std of the inputs, statistics from the training split
+    pooling: str = "max_mean"  # jet latent from "max" or "max_mean" (max and mean over particles, projected)
     head_units: list[int] = field(default_factory=lambda: [128, 64])
     dropout: float = 0.1
     attention_dropout: float = 0.0
@@ -94,6 +96,7 @@ class RunConfig:
     parent_run_id: str = ""  # MLflow run this run is nested under (set by jobs/tune.py for its trials)
     tracking_uri: str = ""  # empty: $MLFLOW_TRACKING_URI, else sqlite under output_dir
     np: int = -1  # HorovodRunner meaning: < 0 local processes, > 0 Spark tasks
+    engine: str = "horovod"  # "horovod" (TensorFlow + Horovod, CPU workers) or "jax" (one device, KERAS_BACKEND=jax)
     resume: bool = False
     progress: bool = True
     deterministic: bool = False  # TensorFlow deterministic ops (bit-reproducible resumes; a little slower)
@@ -225,6 +228,7 @@ def validate(cfg: Config) -> None:
         (m.target in ("mass_bins", "truth"), f"model.target must be 'mass_bins' or 'truth', got '{m.target}'"),
         (m.mass_bins >= 2, "model.mass_bins must be at least 2"),
         (m.bin_smoothing >= 0, "model.bin_smoothing must be >= 0"),
+        (m.pooling in ("max", "max_mean"), f"model.pooling must be 'max' or 'max_mean', got '{m.pooling}'"),
         (m.latent_norm in ("none", "l2"), f"model.latent_norm must be 'none' or 'l2', got '{m.latent_norm}'"),
         (0.0 <= m.dropout < 1.0 and 0.0 <= m.attention_dropout < 1.0, "model dropouts must be in [0, 1)"),
         (t.batch_size >= 1, "train.batch_size must be positive"),
@@ -233,6 +237,7 @@ def validate(cfg: Config) -> None:
         (t.lr_decay_every >= 1, "train.lr_decay_every must be at least 1"),
         (t.kmeans_sample >= m.n_clusters, "train.kmeans_sample must be at least model.n_clusters"),
         (cfg.run.np != 0, "run.np must be non-zero (< 0: local processes, > 0: Spark tasks)"),
+        (cfg.run.engine in ("horovod", "jax"), f"run.engine must be 'horovod' or 'jax', got '{cfg.run.engine}'"),
     ]
     for ok, message in checks:
         if not ok:

@@ -1,4 +1,4 @@
-"""The single-device JAX trainer and the GPU quality job (jobs/quality_gpu.py) on real Pythia jets, on the CPU.
+"""The single-device JAX trainer and the GPU quality job (studies/quality_gpu.py) on real Pythia jets, on the CPU.
 
 The trainer runs in a subprocess because the Keras backend is fixed when keras is first imported (the test
 session imports it with TensorFlow).
@@ -17,7 +17,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from jobs import quality_gpu
+from studies import quality_gpu
 from ucluster.data import schema as S
 from ucluster.train import schedule
 
@@ -69,7 +69,7 @@ def test_quality_gpu_run_under_jax(tiny_config, tmp_path):
             flags += [f"--{key}", ",".join(map(str, value)) if isinstance(value, list) else str(value)]
     env = {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
-    proc = subprocess.run([sys.executable, "-m", "jobs.quality_gpu", "run", *flags], cwd=tmp_path, env=env,
+    proc = subprocess.run([sys.executable, "-m", "studies.quality_gpu", "run", *flags], cwd=tmp_path, env=env,
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
     assert "| supervised, same network (ceiling) |" in proc.stdout and "UCluster seed 2" in proc.stdout

@@ -6,7 +6,7 @@ import json
 
 from mlflow.tracking import MlflowClient
 
-from jobs import quality_study
+from studies import quality_study
 
 TINY = ["--data.max_particles", "30", "--data.shuffle_buffer", "256", "--model.k", "6", "--model.gap1_channels", "8",
         "--model.gap2_channels", "8", "--model.gap2_heads", "2", "--model.point_channels", "16,16",

@@ -21,7 +21,8 @@ def _steps_worker(config: dict, batches: list[dict], lr: float) -> tuple[list[np
     from ucluster.config import config_from_dict
     from ucluster.distributed import init_horovod
     from ucluster.model import build_model
-    from ucluster.train.trainer import StepFunctions, n_classes
+    from ucluster.train.engines.horovod_tf import StepFunctions
+    from ucluster.train.loop import n_classes
 
     hvd = init_horovod()
     cfg = config_from_dict(config)

@@ -248,6 +248,43 @@ class MaskedMaxPool(keras.layers.Layer):
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
+class MaskedMeanPool(keras.layers.Layer):
+    """Mean over the real particles of each jet: (B, P, C), (B, P) -> (B, C). Beside the max it keeps what is
+    additive over particles (the jet mass is a sum over pairs), which a max alone discards."""
+
+    def call(self, inputs: list[Any]) -> Any:
+        x, point_mask = inputs
+        real = ops.expand_dims(_real(point_mask, x.dtype), -1)
+        return ops.sum(x * real, axis=1) / ops.maximum(ops.sum(real, axis=1), 1.0)
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return (input_shape[0][0], input_shape[0][-1])
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class InputScaling(keras.layers.Layer):
+    """``(x - mean) / scale`` per feature on real particles (padding stays exactly zero).
+
+    ``mean`` and ``scale`` are non-trainable weights, set once from the training split before training
+    (:func:`set_input_scaling`); being weights, they travel in checkpoints and in the saved model, so training,
+    assignment and export standardise with the same numbers. Identity until set.
+    """
+
+    def build(self, input_shape: list[tuple]) -> None:
+        n_f = input_shape[0][-1]
+        self.mean = self.add_weight(name="mean", shape=(n_f,), initializer="zeros", trainable=False)
+        self.scale = self.add_weight(name="scale", shape=(n_f,), initializer="ones", trainable=False)
+
+    def call(self, inputs: list[Any]) -> Any:
+        x, point_mask = inputs
+        y = (x - ops.cast(self.mean, x.dtype)) / ops.cast(self.scale, x.dtype)
+        return y * ops.expand_dims(_real(point_mask, x.dtype), -1)
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return input_shape[0]
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
 class ClusteringLayer(keras.layers.Layer):
     """Deep k-means centroids μ (trainable weight "centroids", n_clusters × latent) -> ‖z − μ_k‖², (B, K)."""
 
@@ -289,7 +326,9 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
     mask_in = keras.Input(shape=(n_particles,), name="mask")
 
     x0 = ZeroPadding(name="zero_padding")([features_in, mask_in])
-    idx1, valid1 = KNNGraph(cfg.k, n_coords=2, name="knn_coords")([x0, mask_in])
+    idx1, valid1 = KNNGraph(cfg.k, n_coords=2, name="knn_coords")([x0, mask_in])  # raw (Δη, Δφ) distances
+    if cfg.standardize:
+        x0 = InputScaling(name="input_scaling")([x0, mask_in])
     attn1, local1 = GAPLayer(cfg.gap1_channels, 1, cfg.attention_dropout, name="gap1")([x0, idx1, valid1, mask_in])
 
     h = keras.layers.Concatenate(name="block1_concat")([x0, attn1])
@@ -310,7 +349,12 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
 
     all_points = keras.layers.Concatenate(name="all_points")([attn1, local1, *stage1, attn2, local2, *stage2])
     per_point = PointwiseDense(cfg.latent_dim, name="latent_points")([all_points, mask_in])
-    latent = MaskedMaxPool(name="latent")([per_point, mask_in])
+    if cfg.pooling == "max":
+        latent = MaskedMaxPool(name="latent")([per_point, mask_in])
+    else:  # "max_mean": both poolings, projected back to the latent size
+        pooled = keras.layers.Concatenate(name="pooled")([MaskedMaxPool(name="max_pool")([per_point, mask_in]),
+                                                          MaskedMeanPool(name="mean_pool")([per_point, mask_in])])
+        latent = keras.layers.Dense(cfg.latent_dim, activation="relu", name="latent")(pooled)
 
     y = latent
     for i, units in enumerate(cfg.head_units):
@@ -347,6 +391,30 @@ def set_centroids(model: keras.Model, centroids: np.ndarray) -> None:
     if tuple(centroids.shape) != tuple(layer.centroids.shape):
         raise ValueError(f"centroids of shape {centroids.shape}, expected {tuple(layer.centroids.shape)}")
     layer.centroids.assign(centroids)
+
+
+def has_input_scaling(model: keras.Model) -> bool:
+    return any(layer.name == "input_scaling" for layer in model.layers)
+
+
+def set_input_scaling(model: keras.Model, mean: np.ndarray, scale: np.ndarray) -> None:
+    """Store the per-feature input statistics (shape (n_features,) each; scale > 0) in the model."""
+    layer = model.get_layer("input_scaling")
+    mean, scale = (np.asarray(a, dtype=layer.mean.dtype) for a in (mean, scale))
+    if mean.shape != tuple(layer.mean.shape) or scale.shape != tuple(layer.scale.shape):
+        raise ValueError(f"input statistics of shapes {mean.shape}/{scale.shape}, expected {tuple(layer.mean.shape)}")
+    if not (np.all(np.isfinite(mean)) and np.all(np.isfinite(scale)) and np.all(scale > 0)):
+        raise ValueError("input statistics must be finite with a positive scale")
+    layer.mean.assign(mean)
+    layer.scale.assign(scale)
+
+
+def get_input_scaling(model: keras.Model) -> tuple[np.ndarray, np.ndarray] | None:
+    """(mean, scale) of the input standardisation, or None for a model without it."""
+    if not has_input_scaling(model):
+        return None
+    layer = model.get_layer("input_scaling")
+    return np.array(ops.convert_to_numpy(layer.mean)), np.array(ops.convert_to_numpy(layer.scale))
 
 
 def get_centroids(model: keras.Model) -> np.ndarray:

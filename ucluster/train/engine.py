@@ -1,0 +1,88 @@
+"""What the one training loop (:mod:`ucluster.train.loop`) needs from an engine, and the loss they all share.
+
+An engine owns the framework: where the variables live (TensorFlow variables averaged by Horovod, an explicit
+JAX state on one device, ...), the compiled step, the forward pass and the collectives across workers. The loop
+owns everything else (phases, schedules, k-means initialisation, evaluation, history, checkpoints, tracking), so
+that a figure measured with one engine is the figure of the other.
+
+Variables move between the engine and the Keras model only through :meth:`Engine.pull` (engine -> Keras
+variables, before the loop reads or saves them) and :meth:`Engine.push` (Keras variables -> engine, taken from
+rank 0 on every worker, after the loop changed them: restored checkpoint, centroids, input statistics).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import numpy as np
+from keras import ops
+
+from ucluster.model.losses import deep_kmeans_loss, focal_loss
+
+# Per-step figures every engine returns, in this order: summed by the loop over an epoch, then allreduced.
+STEP_FIGURES = ("loss", "focal_loss", "cluster_loss", "correct")
+
+
+def ucluster_loss(outputs: dict, target: Any, alpha: Any, beta: Any, gamma: float, kernel: Any = None) -> tuple:
+    """(total loss, figures (4,)) of one batch: mean focal loss + beta * mean deep k-means loss, and the number
+    of correctly classified jets; written once in keras.ops for every engine."""
+    focal = ops.mean(focal_loss(target, outputs["logits"], gamma, kernel))
+    clus = ops.mean(deep_kmeans_loss(outputs["distances"], alpha))
+    loss = focal + beta * clus
+    pred = ops.argmax(outputs["logits"], axis=-1)
+    correct = ops.sum(ops.cast(ops.equal(ops.cast(pred, "int32"), ops.cast(target, "int32")), "float32"))
+    return loss, ops.stack([loss, focal, clus, correct])
+
+
+class Engine(Protocol):
+    """The step, the collectives and device placement; nothing about phases or schedules."""
+
+    name: str
+    rank: int
+    size: int
+
+    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None) -> None:
+        """Compile the step and forward pass for this model/optimizer; adopt rank 0's variables everywhere."""
+
+    def step(self, batch: dict, alpha: float, beta: float) -> Any:
+        """One optimisation step on this worker's batch (gradients averaged across workers inside); returns the
+        (4,) :data:`STEP_FIGURES` of the local batch, possibly still on the device (the loop sums them)."""
+
+    def predict(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """(logits, latent, distances) of a batch, as numpy arrays, with the current weights."""
+
+    def set_lr(self, lr: float) -> None: ...
+
+    def pull(self) -> None:
+        """Write the engine's current weights and optimizer state into the Keras variables."""
+
+    def push(self) -> None:
+        """Take the Keras variables of rank 0 as the engine's weights and optimizer state on every worker."""
+
+    def allreduce_sum(self, values: np.ndarray) -> np.ndarray: ...
+
+    def allgather(self, values: np.ndarray) -> np.ndarray:
+        """Concatenation along axis 0 of every worker's array (in rank order)."""
+
+    def allgather_object(self, obj: Any) -> list: ...
+
+    def broadcast_object(self, obj: Any) -> Any:
+        """Rank 0's ``obj`` on every worker."""
+
+
+class SingleProcessCollectives:
+    """Collectives of a one-worker engine: identities."""
+
+    rank, size = 0, 1
+
+    def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values, dtype=np.float64)
+
+    def allgather(self, values: np.ndarray) -> np.ndarray:
+        return np.asarray(values)
+
+    def allgather_object(self, obj: Any) -> list:
+        return [obj]
+
+    def broadcast_object(self, obj: Any) -> Any:
+        return obj

@@ -1,0 +1,20 @@
+"""Engines of the one training loop: each supplies the step, the collectives and device placement.
+
+``make_engine(name)`` builds one by its config name (``run.engine``): the frameworks are imported only then.
+"""
+
+from __future__ import annotations
+
+ENGINES = ("horovod", "jax")
+
+
+def make_engine(name: str, deterministic: bool = False, threads: int = 0):
+    if name == "horovod":
+        from ucluster.train.engines.horovod_tf import HorovodTFEngine
+
+        return HorovodTFEngine(deterministic=deterministic, threads=threads)
+    if name == "jax":
+        from ucluster.train.engines.jax_local import JaxLocalEngine
+
+        return JaxLocalEngine()
+    raise ValueError(f"run.engine: unknown engine '{name}' (expected one of {', '.join(ENGINES)})")

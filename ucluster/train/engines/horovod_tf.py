@@ -1,0 +1,108 @@
+"""TensorFlow + ``horovod.tensorflow``: gradients averaged by ``DistributedGradientTape``, rank 0's variables
+broadcast, metrics allreduced. Horovod's Keras integration is Keras-2 only, so the backing ``tf.Variable``s
+(``v.value``) are what Horovod sees. Every Horovod call of the training lives here (and in
+:mod:`ucluster.distributed`, the launcher)."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+import numpy as np
+
+from ucluster.train.engine import ucluster_loss
+
+
+class StepFunctions:
+    """Compiled train and predict steps for one model/optimizer pair (the engine's, and the tests')."""
+
+    def __init__(self, model, optimizer, gamma: float, hvd=None, target_kernel: np.ndarray | None = None):
+        import tensorflow as tf
+
+        self.model, self.optimizer = model, optimizer
+        tf_vars = [v.value for v in model.trainable_variables]
+        kernel = None if target_kernel is None else tf.constant(target_kernel)
+
+        @tf.function
+        def train_step(features, mask, target, alpha, beta):
+            with tf.GradientTape() as tape:
+                out = model({"features": features, "mask": mask}, training=True)
+                loss, figures = ucluster_loss(out, target, alpha, beta, gamma, kernel)
+            if hvd is not None:
+                tape = hvd.DistributedGradientTape(tape)
+            grads = tape.gradient(loss, tf_vars)
+            optimizer.apply(grads, model.trainable_variables)
+            return figures
+
+        @tf.function
+        def predict(features, mask):
+            out = model({"features": features, "mask": mask}, training=False)
+            return out["logits"], out["latent"], out["distances"]
+
+        self.train_step, self.predict = train_step, predict
+
+    def train(self, batch: dict, alpha: float, beta: float):
+        import tensorflow as tf
+
+        return self.train_step(batch["features"], batch["mask"], batch["target"],
+                               tf.constant(alpha, tf.float32), tf.constant(beta, tf.float32))
+
+
+class HorovodTFEngine:
+    name = "horovod"
+
+    def __init__(self, deterministic: bool = False, threads: int = 0):
+        import tensorflow as tf
+
+        from ucluster.distributed import init_horovod
+
+        if deterministic:
+            tf.config.experimental.enable_op_determinism()
+        self.hvd = init_horovod()
+        threads = threads or max(1, (os.cpu_count() or 1) // self.hvd.local_size())
+        tf.config.threading.set_intra_op_parallelism_threads(threads)
+        tf.config.threading.set_inter_op_parallelism_threads(min(2, threads))
+        self.rank, self.size = self.hvd.rank(), self.hvd.size()
+        self.fns: StepFunctions | None = None
+
+    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None) -> None:
+        self.model, self.optimizer = model, optimizer
+        self.fns = StepFunctions(model, optimizer, gamma, self.hvd if self.size > 1 else None, kernel)
+        self.push()
+
+    def step(self, batch: dict, alpha: float, beta: float):
+        return self.fns.train(batch, alpha, beta)
+
+    def predict(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(t.numpy() for t in self.fns.predict(features, mask))
+
+    def set_lr(self, lr: float) -> None:
+        self.optimizer.learning_rate.assign(lr)
+
+    def pull(self) -> None:  # the Keras variables are the engine's variables
+        pass
+
+    def push(self) -> None:
+        if self.size > 1:
+            self.hvd.broadcast_variables([v.value for v in self.model.variables], root_rank=0)
+            self.hvd.broadcast_variables([v.value for v in self.optimizer.variables], root_rank=0)
+
+    def allreduce_sum(self, values: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        if self.size == 1:
+            return np.asarray(values, dtype=np.float64)
+        return self.hvd.allreduce(tf.constant(np.asarray(values, dtype=np.float64)), op=self.hvd.Sum).numpy()
+
+    def allgather(self, values: np.ndarray) -> np.ndarray:
+        import tensorflow as tf
+
+        if self.size == 1:
+            return np.asarray(values)
+        return self.hvd.allgather(tf.constant(np.asarray(values))).numpy()
+
+    def allgather_object(self, obj: Any) -> list:
+        return [obj] if self.size == 1 else self.hvd.allgather_object(obj)
+
+    def broadcast_object(self, obj: Any) -> Any:
+        return obj if self.size == 1 else self.hvd.broadcast_object(obj, root_rank=0)

@@ -1,0 +1,324 @@
+"""The one UCluster training loop, for every engine (Horovod/TensorFlow, JAX on a device, ...).
+
+Phases: input statistics -> classification-only pretraining -> k-means on a sample of latent vectors initialises
+the centroids -> end-to-end classification + deep k-means. The loop owns the phases, the lr/alpha schedules, the
+evaluation of the test and val splits, the history, the checkpoints and the tracker; an engine
+(:mod:`ucluster.train.engine`) supplies only the step, the forward pass, the collectives and device placement.
+No framework is imported here.
+
+Every worker reads only its own shard and takes the same number of steps per epoch (an allreduce with unequal
+steps hangs); metrics are allreduced counts; rank 0 alone logs, checkpoints and writes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from ucluster.config import Config
+from ucluster.data import schema as S
+from ucluster.data.loader import JetStream, prefetch
+from ucluster.train import checkpoint as ckpt
+from ucluster.train import metrics as M
+from ucluster.train import schedule
+from ucluster.train.engine import Engine
+
+
+class TrainingError(ValueError):
+    """A problem found before or during training, reported as one line."""
+
+
+# Jets per worker used for the per-feature input statistics (mean/std over their real particles).
+STATS_JETS = 50000
+
+
+def n_classes(cfg: Config) -> int:
+    return len(cfg.data.classes) if cfg.model.target == "truth" else cfg.model.mass_bins
+
+
+def has_split(cfg: Config, split: str) -> bool:
+    """Whether the dataset has row groups in ``split`` (the validation split is optional)."""
+    from ucluster.data.loader import list_row_groups
+
+    return bool(S.split_files(cfg.data.path, split)) and bool(list_row_groups(cfg.data.path, split))
+
+
+def validation_stream(cfg: Config, rank: int = 0, size: int = 1, meta: S.DatasetMeta | None = None):
+    """The worker's shard of the validation split, or None when the dataset has none.
+
+    Hyper-parameters and stopping points are chosen on it (``val_*`` metrics), so that the test split still
+    gives an unbiased figure for the choice.
+    """
+    return JetStream(cfg, "val", rank, size, meta) if has_split(cfg, "val") else None
+
+
+def split_metrics(prefix: str, correct: float, total: float, table: np.ndarray, with_clusters: bool) -> dict:
+    """``<prefix>_class_acc`` and, once the centroids exist, the clustering figures of the cluster/class table;
+    empty for a split with no selected jets."""
+    if total == 0:
+        return {}
+    out = {f"{prefix}_class_acc": correct / total}
+    if with_clusters:
+        out.update({f"{prefix}_{name}": v for name, v in M.clustering_report(table).items()})
+        out[f"{prefix}_min_cluster_fraction"] = float((table.sum(axis=1) / max(table.sum(), 1)).min())
+    return out
+
+
+def fit_centroids(cfg: Config, sample: np.ndarray) -> np.ndarray:
+    """k-means (k = model.n_clusters, 10 restarts, seeded) on a sample of latent vectors: the initial centroids."""
+    from sklearn.cluster import KMeans
+
+    km = KMeans(n_clusters=cfg.model.n_clusters, n_init=10, random_state=cfg.train.seed).fit(sample)
+    return km.cluster_centers_.astype(np.float32)
+
+
+def steps_per_epoch(cfg: Config, engine: Engine, train: JetStream) -> int:
+    """The same number of full batches on every worker: the minimum over the shards (and the caps)."""
+    B, size = cfg.train.batch_size, engine.size
+    local = train.selected_rows() // B
+    if cfg.data.max_train_jets:
+        local = min(local, cfg.data.max_train_jets // (B * size))
+    if cfg.train.steps_per_epoch:
+        local = min(local, cfg.train.steps_per_epoch)
+    steps = int(min(engine.allgather_object(int(local))))
+    if steps < 1:
+        raise TrainingError(f"a worker's shard of {cfg.data.path} holds fewer than {B} selected training jets")
+    return steps
+
+
+def _peak_rss_mb() -> int:
+    import resource
+
+    return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss // 1024)  # Linux reports KiB
+
+
+class _Loop:
+    """State shared by the phases of one training (one instance per worker)."""
+
+    def __init__(self, cfg: Config, engine: Engine):
+        self.cfg, self.engine = cfg, engine
+        self.rank, self.size = engine.rank, engine.size
+        self.meta = S.read_meta(cfg.data.path)
+        self.train = JetStream(cfg, "train", self.rank, self.size, self.meta)
+        self.test = JetStream(cfg, "test", self.rank, self.size, self.meta)
+        self.val = validation_stream(cfg, self.rank, self.size, self.meta)
+
+    # -- evaluation -------------------------------------------------------------------------------------
+    def evaluate(self, stream: JetStream, with_clusters: bool, prefix: str = "test") -> tuple[dict, np.ndarray]:
+        """Metrics of one split (``<prefix>_...``) from allreduced counts: classification accuracy and the
+        cluster/class table."""
+        cfg = self.cfg
+        k, c = cfg.model.n_clusters, len(cfg.data.classes)
+        table = np.zeros((k, c))
+        correct = total = 0.0
+        per_rank = math.ceil(cfg.data.max_eval_jets / self.size) if cfg.data.max_eval_jets else 0
+        for batch in prefetch(stream.eval_batches(cfg.train.batch_size, per_rank)):
+            logits, _, dist = self.engine.predict(batch["features"], batch["mask"])
+            valid = batch["valid"]
+            correct += float(((logits.argmax(-1) == batch["target"]) * valid).sum())
+            total += float(valid.sum())
+            table += M.contingency(dist.argmin(-1), batch["label"], k, c, valid)
+        reduced = self.engine.allreduce_sum(np.concatenate([[correct, total], table.ravel()]))
+        table = reduced[2:].reshape(k, c)
+        return split_metrics(prefix, reduced[0], reduced[1], table, with_clusters), table
+
+    def evaluate_all(self, with_clusters: bool) -> dict:
+        out = self.evaluate(self.test, with_clusters)[0]
+        if self.val is not None:
+            out.update(self.evaluate(self.val, with_clusters, "val")[0])
+        return out
+
+    # -- phases -----------------------------------------------------------------------------------------
+    def input_statistics(self, model) -> None:
+        """Per-feature mean and std over the real particles of (a sample of) the training split, allreduced,
+        stored in the model's input-scaling layer: training, assignment and export then standardise alike."""
+        from ucluster.model import has_input_scaling, set_input_scaling
+
+        if not has_input_scaling(model):
+            return
+        n_f = self.meta.n_features
+        sums = np.zeros(1 + 2 * n_f)
+        for batch in self.train.eval_batches(self.cfg.train.batch_size, math.ceil(STATS_JETS / self.size)):
+            real = (batch["mask"] > 0.5) & (batch["valid"][:, None] > 0)
+            x = batch["features"][real].astype(np.float64)
+            sums += np.concatenate([[len(x)], x.sum(0), (x * x).sum(0)])
+        sums = self.engine.allreduce_sum(sums)
+        count = max(sums[0], 1.0)
+        mean = sums[1:1 + n_f] / count
+        std = np.sqrt(np.maximum(sums[1 + n_f:] / count - mean**2, 0.0))
+        set_input_scaling(model, mean, np.where(std > 1e-6, std, 1.0))
+
+    def init_centroids(self, model) -> None:
+        """k-means on a sample of training latents (never the whole dataset in one process) -> centroids."""
+        from ucluster.model import set_centroids
+
+        cfg = self.cfg
+        parts = []
+        for batch in self.train.eval_batches(cfg.train.batch_size, math.ceil(cfg.train.kmeans_sample / self.size)):
+            parts.append(self.engine.predict(batch["features"], batch["mask"])[1][batch["valid"] > 0])
+        local = np.concatenate(parts) if parts else np.zeros((0, cfg.model.latent_dim), np.float32)
+        sample = self.engine.allgather(local)
+        self.engine.pull()
+        if self.rank == 0:
+            set_centroids(model, fit_centroids(cfg, sample))
+        self.engine.push()
+
+    def run_epoch(self, epoch: int, steps: int, centroids_ready: bool) -> dict:
+        from ucluster.progress import progress
+
+        cfg, engine = self.cfg, self.engine
+        lr = schedule.learning_rate(cfg.train, epoch, self.size)
+        alpha = schedule.alpha(cfg.train, epoch)
+        beta = cfg.train.beta if schedule.is_clustering(cfg.train, epoch) else 0.0
+        engine.set_lr(lr)
+        sums = None
+        bar = progress(steps, f"epoch {epoch + 1}/{cfg.train.epochs}", enabled=self.rank == 0 and cfg.run.progress)
+        t0 = time.perf_counter()
+        for batch in prefetch(self.train.batches(cfg.train.batch_size, steps, epoch, cfg.train.seed)):
+            out = engine.step(batch, alpha, beta)
+            sums = out if sums is None else sums + out  # stays on the device until the epoch ends
+            bar.update(1)
+        sums = np.asarray(sums, dtype=np.float64)
+        seconds = time.perf_counter() - t0
+        bar.close()
+        sums = engine.allreduce_sum(sums)
+        n_steps = steps * self.size
+        if not np.isfinite(sums[0]):
+            raise TrainingError(f"epoch {epoch + 1}: the loss is not finite ({sums[0] / n_steps})")
+        jets = n_steps * cfg.train.batch_size
+        metrics = {"loss": sums[0] / n_steps, "focal_loss": sums[1] / n_steps, "cluster_loss": sums[2] / n_steps,
+                   "train_class_acc": sums[3] / jets, "lr": lr, "alpha": alpha,
+                   "jets_per_s": jets / max(seconds, 1e-9), "epoch_seconds": seconds}
+        metrics.update(self.evaluate_all(centroids_ready))
+        metrics["worker_peak_rss_mb"] = max(engine.allgather_object(_peak_rss_mb()))
+        return {k: float(v) for k, v in metrics.items()}
+
+    def eval_sample(self, max_jets: int = 50000) -> dict:
+        """Per-jet test predictions for the plots, bounded in size, gathered on every rank."""
+        parts: dict[str, list] = {"cluster": [], "label": [], "mass": [], "pt": []}
+        for batch in self.test.eval_batches(self.cfg.train.batch_size, math.ceil(max_jets / self.size)):
+            dist = self.engine.predict(batch["features"], batch["mask"])[2]
+            v = batch["valid"] > 0
+            parts["cluster"].append(dist.argmin(-1)[v])
+            for key in ("label", "mass", "pt"):
+                parts[key].append(batch[key][v])
+        local = {k: np.concatenate(v) if v else np.zeros(0, np.float32 if k in ("mass", "pt") else np.int64)
+                 for k, v in parts.items()}  # a worker's test shard may be empty on tiny datasets
+        gathered = self.engine.allgather_object(local)
+        return {k: np.concatenate([g[k] for g in gathered]) for k in local}
+
+
+def run(cfg: Config, engine: Engine, track: bool = True,
+        on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+    """Train on this worker with ``engine``; every worker calls it. Returns the final figures:
+    ``{"history": [per-epoch metrics], test_*/val_* of the last epoch, init_* (the k-means initialisation
+    scored before any deep k-means step), "last4_mean_test_cluster_acc", "purity", "efficiency", "model_path",
+    and "run_id" when tracked}``. ``track``: rank 0 logs to MLflow; ``on_epoch(epoch, metrics)`` runs on rank 0
+    after every epoch.
+    """
+    import keras
+
+    from ucluster.model import build_model, get_centroids, ordinal_kernel
+
+    loop = _Loop(cfg, engine)
+    rank, size = loop.rank, loop.size
+    steps = steps_per_epoch(cfg, engine, loop.train)
+
+    keras.utils.set_random_seed(cfg.train.seed)  # identical initial weights everywhere (then pushed anyway)
+    model = build_model(cfg.model, cfg.data.max_particles, loop.meta.n_features, n_classes(cfg))
+    keras.utils.set_random_seed(cfg.train.seed + 7919 * rank)  # dropout differs between workers
+    optimizer = keras.optimizers.Adam(learning_rate=schedule.learning_rate(cfg.train, 0, size))
+    optimizer.build(model.trainable_variables)
+    kernel = None
+    if cfg.model.target == "mass_bins" and cfg.model.bin_smoothing > 0:
+        kernel = ordinal_kernel(cfg.model.mass_bins, cfg.model.bin_smoothing)
+
+    state = {"epoch": -1, "run_id": None, "centroids_ready": False, "finished": False, "history": []}
+    if cfg.run.resume:
+        if rank == 0:
+            state = {"history": [], **ckpt.restore_checkpoint(cfg.run.output_dir, model, optimizer)}
+        state = engine.broadcast_object(state)
+    else:
+        loop.input_statistics(model)
+    engine.setup(model, optimizer, cfg.train.gamma, kernel)
+
+    tracker = None
+    if rank == 0 and track:
+        from ucluster.train.tracker import MLflowTracker
+
+        params = {"n_workers": size, "engine": engine.name, "steps_per_epoch": steps,
+                  "global_batch": cfg.train.batch_size * size, "model.n_classes": n_classes(cfg)}
+        tracker = MLflowTracker(cfg, loop.meta, params, state.get("run_id"))
+    history: list[dict] = state["history"]
+    last: dict = {}
+    try:
+        for epoch in range(state["epoch"] + 1, cfg.train.epochs):
+            if schedule.is_clustering(cfg.train, epoch) and not state["centroids_ready"]:
+                loop.init_centroids(model)
+                state["centroids_ready"] = True
+                # The k-means initialisation scored before any deep k-means step: what the end-to-end phase adds
+                # (or loses) is the difference to the final figures.
+                init = loop.evaluate_all(True)
+                state["init_metrics"] = {f"init_{k}": float(v) for k, v in init.items() if "class_acc" not in k}
+                if tracker:
+                    tracker.log_metrics(state["init_metrics"], epoch)
+            last = loop.run_epoch(epoch, steps, state["centroids_ready"])
+            history.append({"epoch": epoch, **last})
+            state.update(epoch=epoch, run_id=tracker.run_id if tracker else state["run_id"],
+                         config=cfg.to_dict(), n_workers=size, engine=engine.name, finished=False, history=history)
+            if rank == 0:
+                if tracker:
+                    tracker.log_epoch(epoch, last)
+                if on_epoch:
+                    on_epoch(epoch, last)
+                engine.pull()
+                ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state)
+        if not state["centroids_ready"] or not last:
+            # No clustering epoch ran (pretraining only, or a resume of a completed schedule): the k-means
+            # initialisation is the clustering result.
+            if not state["centroids_ready"]:
+                loop.init_centroids(model)
+                state["centroids_ready"] = True
+            last = {**last, **loop.evaluate_all(True)}
+        sample = loop.eval_sample()
+        engine.pull()
+        final = _final_figures(cfg, last, state, history, sample)
+        if rank != 0:
+            return {"rank": rank, **final}
+        state["finished"] = True
+        ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state)
+        final["model_path"] = str(_save_model(model, cfg.run.output_dir))
+        if tracker:
+            final.update(tracker.finish(Path(final["model_path"]), get_centroids(model), final, sample))
+        return {**final, "history": history}
+    except BaseException:
+        if tracker:
+            tracker.fail()
+        raise
+
+
+def _final_figures(cfg: Config, last: dict, state: dict, history: list[dict], sample: dict) -> dict:
+    names = list(cfg.data.classes)
+    table = M.contingency(sample["cluster"], sample["label"], cfg.model.n_clusters, len(names))
+    purity, efficiency = M.purity_efficiency(table)
+    clustered = [h["test_cluster_acc"] for h in history if "test_cluster_acc" in h]
+    # One epoch's figure moves by several points; the mean of the last four is the steadier summary.
+    return {**state.get("init_metrics", {}), **last,
+            "last4_mean_test_cluster_acc": float(np.mean(clustered[-4:])) if clustered else math.nan,
+            "purity": dict(zip(names, purity.tolist(), strict=True)),
+            "efficiency": dict(zip(names, efficiency.tolist(), strict=True))}
+
+
+def _save_model(model, output_dir: str) -> Path:
+    import os
+
+    out = Path(output_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    path, tmp = out / "model.keras", out / ".model.tmp.keras"
+    model.save(tmp)
+    os.replace(tmp, path)
+    return path
