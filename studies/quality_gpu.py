@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import sys
 import time
 from pathlib import Path
@@ -235,6 +236,55 @@ def run(args: argparse.Namespace) -> dict:
     return report
 
 
+def selected_on_val(history: list[dict], key: str) -> dict:
+    """The epoch with the best ``val_<key>`` and its ``test_<key>``: a stopping point chosen without the test
+    split (NaN where the history has no val figures)."""
+    rows = [h for h in history if f"val_{key}" in h]
+    if not rows:
+        return {"epoch": math.nan, "val": math.nan, "test": math.nan}
+    best = max(rows, key=lambda h: h[f"val_{key}"])
+    return {"epoch": best["epoch"], "val": best[f"val_{key}"], "test": best[f"test_{key}"]}
+
+
+def sweep(args: argparse.Namespace) -> dict:
+    """Each ``--variant name:section.field=value,...`` over every seed, through the one training loop; one
+    table row per run with the last-epoch figures and those of the epoch selected on val."""
+    from ucluster.train import loop
+    from ucluster.train.engines.jax_local import JaxLocalEngine
+
+    common = overrides_from_args(args)
+    seeds = [int(s) for s in args.seeds.split(",") if s.strip()]
+    rows, runs = [], {}
+    for spec in args.variant:
+        name, _, body = spec.partition(":")
+        changes = dict(kv.split("=", 1) for kv in body.split(";") if kv.strip()) if body else {}
+        for seed in seeds:
+            out_dir = str(Path(load_config(args.config, common).run.output_dir) / f"{name}_seed{seed}")
+            cfg = load_config(args.config, {**common, **changes, "train.seed": seed, "run.output_dir": out_dir,
+                                            "run.progress": False})
+            t0 = time.perf_counter()
+            r = loop.run(cfg, JaxLocalEngine(), track=False)
+            h = r["history"]
+            cls, clu = selected_on_val(h, "class_acc"), selected_on_val(h, "cluster_acc")
+            row = {"variant": name, "seed": seed, "test_class_acc": r.get("test_class_acc", math.nan),
+                   "sel_test_class_acc": cls["test"], "sel_class_epoch": cls["epoch"],
+                   "init_test_cluster_acc": r.get("init_test_cluster_acc", math.nan),
+                   "init_val_cluster_acc": r.get("init_val_cluster_acc", math.nan),
+                   "test_cluster_acc": r.get("test_cluster_acc", math.nan),
+                   "val_cluster_acc": r.get("val_cluster_acc", math.nan),
+                   "sel_test_cluster_acc": clu["test"], "sel_cluster_epoch": clu["epoch"],
+                   "test_nmi": r.get("test_nmi", math.nan), "test_ari": r.get("test_ari", math.nan),
+                   "seconds": time.perf_counter() - t0}
+            rows.append(row)
+            runs[f"{name}_seed{seed}"] = {"changes": changes, **r}
+            print("ROW " + " ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}"
+                                    for k, v in row.items()), flush=True)
+    report = {"rows": rows, "runs": runs}
+    if args.json:
+        Path(args.json).write_text(json.dumps(report, indent=1, default=float) + "\n")
+    return report
+
+
 def _study(base, seeds: list[int], classes: list[str], train) -> dict:
     """Floor, best mass cuts, the supervised ceiling and every seed, with the table of studies/quality_study.py."""
     import jax
@@ -282,6 +332,14 @@ def main(argv: list[str] | None = None) -> int:
     rn.add_argument("--skip-baselines", action="store_true",
                     help="UCluster seeds only (a point of a sweep): no floor, mass cuts or supervised run")
     add_config_arguments(rn)
+    sw = sub.add_parser("sweep", help="named config variants x seeds, figures selected on val")
+    sw.add_argument("--config", default=None)
+    sw.add_argument("--data", dest="cfg__data__path", default=None)
+    sw.add_argument("--seeds", default="1")
+    sw.add_argument("--variant", action="append", required=True,
+                    help="name:section.field=value;section.field=value (repeatable)")
+    sw.add_argument("--json", default=None)
+    add_config_arguments(sw)
     args = p.parse_args(argv)
     from ucluster.data.schema import DatasetError
     from ucluster.train.trainer import TrainingError
@@ -302,6 +360,8 @@ def main(argv: list[str] | None = None) -> int:
             if out.exists():
                 raise ConfigError(f"{out}: exists")
             print(unpack(Path(args.packed), out))
+        elif args.command == "sweep":
+            sweep(args)
         else:
             run(args)
     except (ConfigError, DatasetError, TrainingError) as exc:

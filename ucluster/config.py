@@ -18,6 +18,7 @@ from typing import Any
 
 import yaml
 
+TARGETS = ("mass_bins", "mass_sd_bins", "truth")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ucluster.yaml"
 
 
@@ -59,7 +60,9 @@ class ModelConfig:
     attention_dropout: float = 0.0
     n_clusters: int = 3
     latent_norm: str = "l2"  # "l2": cluster on the unit-normalised latent (prevents scale collapse); "none"
-    target: str = "mass_bins"  # classification target: "mass_bins" (unsupervised) or "truth" (supervised)
+    # classification (pretraining) target: "mass_bins" / "mass_sd_bins" (bins of the jet / soft-drop groomed
+    # mass: unsupervised) or "truth" (the labels: the supervised ceiling)
+    target: str = "mass_bins"
     mass_bins: int = 20  # equal-width jet-mass bins over [data.mass_min, data.mass_max]
     bin_smoothing: float = 0.0  # Gaussian width (in bins) of the mass-bin targets; 0 = one-hot (the paper's)
 
@@ -84,6 +87,7 @@ class TrainConfig:
     kmeans_sample: int = 20000  # latent vectors (all workers together) used to initialise the centroids
     seed: int = 42
     steps_per_epoch: int = 0  # 0 = as many full batches as the smallest shard allows
+    select: str = "last"  # final model: "last" epoch, or "best_val" (the clustering epoch best on the val split)
 
 
 @dataclass
@@ -225,13 +229,14 @@ def validate(cfg: Config) -> None:
         (d.shuffle_buffer >= 1, "data.shuffle_buffer must be positive"),
         (m.k >= 1, "model.k must be positive"),
         (m.n_clusters >= 2, "model.n_clusters must be at least 2"),
-        (m.target in ("mass_bins", "truth"), f"model.target must be 'mass_bins' or 'truth', got '{m.target}'"),
+        (m.target in TARGETS, f"model.target must be one of {', '.join(TARGETS)}, got '{m.target}'"),
         (m.mass_bins >= 2, "model.mass_bins must be at least 2"),
         (m.bin_smoothing >= 0, "model.bin_smoothing must be >= 0"),
         (m.pooling in ("max", "max_mean"), f"model.pooling must be 'max' or 'max_mean', got '{m.pooling}'"),
         (m.latent_norm in ("none", "l2"), f"model.latent_norm must be 'none' or 'l2', got '{m.latent_norm}'"),
         (0.0 <= m.dropout < 1.0 and 0.0 <= m.attention_dropout < 1.0, "model dropouts must be in [0, 1)"),
         (t.batch_size >= 1, "train.batch_size must be positive"),
+        (t.select in ("last", "best_val"), f"train.select must be 'last' or 'best_val', got '{t.select}'"),
         (0 <= t.pretrain_epochs <= t.epochs, "train.pretrain_epochs must be between 0 and train.epochs"),
         (t.lr > 0 and t.lr_min > 0, "train.lr and train.lr_min must be positive"),
         (t.lr_decay_every >= 1, "train.lr_decay_every must be at least 1"),

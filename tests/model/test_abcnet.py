@@ -14,8 +14,10 @@ from ucluster.model import (
     deep_kmeans_loss,
     focal_loss,
     get_centroids,
+    get_input_scaling,
     latent_model,
     set_centroids,
+    set_input_scaling,
 )
 
 P, F, N_CLASSES = 12, 5, 4
@@ -44,10 +46,16 @@ def predict(model: keras.Model, features: np.ndarray, mask: np.ndarray) -> dict[
     return {k: np.asarray(ops.convert_to_numpy(v)) for k, v in out.items()}
 
 
+SCALING = (np.linspace(-1.0, 1.0, F), np.linspace(0.5, 2.0, F))  # non-trivial input statistics
+
+
 @pytest.fixture(scope="module")
 def model() -> keras.Model:
+    """Standardised inputs (non-trivial statistics) and max+mean pooling: every padding test runs through both."""
     keras.utils.set_random_seed(1)
-    return build_model(small_config(), P, F, N_CLASSES)
+    m = build_model(small_config(), P, F, N_CLASSES)
+    set_input_scaling(m, *SCALING)
+    return m
 
 
 def assert_outputs_close(a: dict, b: dict, rtol: float = 1e-5, atol: float = 1e-5) -> None:
@@ -180,6 +188,22 @@ def test_save_and_load_round_trip(model, tmp_path):
     features, mask = make_jets(N_REAL)
     assert_outputs_close(predict(model, features, mask), predict(loaded, features, mask), rtol=0, atol=0)
     np.testing.assert_array_equal(get_centroids(loaded), get_centroids(model))
+    for saved, expected in zip(get_input_scaling(loaded), SCALING, strict=True):  # the statistics travel too
+        np.testing.assert_allclose(saved, expected, rtol=1e-7)
+
+
+def test_input_scaling_standardises_real_particles_only(model):
+    features, mask = make_jets(N_REAL)
+    layer = model.get_layer("input_scaling")
+    out = np.asarray(layer([features, mask]))
+    expected = (features - SCALING[0]) / SCALING[1] * mask[..., None]
+    np.testing.assert_allclose(out, expected, rtol=1e-6, atol=1e-6)
+    with pytest.raises(ValueError, match="expected"):
+        set_input_scaling(model, np.zeros(F + 1), np.ones(F + 1))
+    with pytest.raises(ValueError, match="positive scale"):
+        set_input_scaling(model, np.zeros(F), np.zeros(F))
+    plain = build_model(small_config(standardize=False, pooling="max"), P, F, N_CLASSES)
+    assert get_input_scaling(plain) is None and "mean_pool" not in {layer.name for layer in plain.layers}
 
 
 def test_gradient_steps_reduce_the_loss():

@@ -115,6 +115,7 @@ class _Loop:
         k, c = cfg.model.n_clusters, len(cfg.data.classes)
         table = np.zeros((k, c))
         correct = total = 0.0
+        assigned = []
         per_rank = math.ceil(cfg.data.max_eval_jets / self.size) if cfg.data.max_eval_jets else 0
         for batch in prefetch(stream.eval_batches(cfg.train.batch_size, per_rank)):
             logits, _, dist = self.engine.predict(batch["features"], batch["mask"])
@@ -122,14 +123,32 @@ class _Loop:
             correct += float(((logits.argmax(-1) == batch["target"]) * valid).sum())
             total += float(valid.sum())
             table += M.contingency(dist.argmin(-1), batch["label"], k, c, valid)
+            assigned.append(dist.argmin(-1)[valid > 0])
         reduced = self.engine.allreduce_sum(np.concatenate([[correct, total], table.ravel()]))
         table = reduced[2:].reshape(k, c)
+        self.assigned = np.concatenate(assigned) if assigned else np.zeros(0, np.int64)
         return split_metrics(prefix, reduced[0], reduced[1], table, with_clusters), table
 
     def evaluate_all(self, with_clusters: bool) -> dict:
         out = self.evaluate(self.test, with_clusters)[0]
+        if with_clusters:
+            out.update(self._moves(self.assigned))
         if self.val is not None:
             out.update(self.evaluate(self.val, with_clusters, "val")[0])
+        return out
+
+    def _moves(self, assigned: np.ndarray) -> dict:
+        """Fractions of test jets whose cluster changed since the k-means initialisation and since the previous
+        evaluation: whether the deep k-means phase moves the assignment at all."""
+        out = {}
+        refs = {"from_init": getattr(self, "_init_assigned", None), "from_prev": getattr(self, "_prev_assigned", None)}
+        for name, ref in refs.items():
+            if ref is not None and len(ref) == len(assigned):
+                moved = self.engine.allreduce_sum(np.array([(ref != assigned).sum(), len(assigned)]))
+                out[f"test_moved_{name}"] = float(moved[0] / max(moved[1], 1.0))
+        if getattr(self, "_init_assigned", None) is None:
+            self._init_assigned = assigned
+        self._prev_assigned = assigned
         return out
 
     # -- phases -----------------------------------------------------------------------------------------
@@ -255,6 +274,7 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         tracker = MLflowTracker(cfg, loop.meta, params, state.get("run_id"))
     history: list[dict] = state["history"]
     last: dict = {}
+    best: dict = {"val": -1.0, "weights": None, "metrics": None}  # train.select = best_val
     try:
         for epoch in range(state["epoch"] + 1, cfg.train.epochs):
             if schedule.is_clustering(cfg.train, epoch) and not state["centroids_ready"]:
@@ -268,6 +288,10 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                     tracker.log_metrics(state["init_metrics"], epoch)
             last = loop.run_epoch(epoch, steps, state["centroids_ready"])
             history.append({"epoch": epoch, **last})
+            if cfg.train.select == "best_val" and last.get("val_cluster_acc", -1.0) > best["val"]:
+                engine.pull()
+                best.update(val=last["val_cluster_acc"], weights=model.get_weights(), metrics=dict(last),
+                            epoch=epoch)
             state.update(epoch=epoch, run_id=tracker.run_id if tracker else state["run_id"],
                          config=cfg.to_dict(), n_workers=size, engine=engine.name, finished=False, history=history)
             if rank == 0:
@@ -284,6 +308,10 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                 loop.init_centroids(model)
                 state["centroids_ready"] = True
             last = {**last, **loop.evaluate_all(True)}
+        if best["weights"] is not None:  # the clustering epoch that scored best on val, not the last one
+            model.set_weights(best["weights"])
+            engine.push()
+            last = {**best["metrics"], "selected_epoch": float(best["epoch"])}
         sample = loop.eval_sample()
         engine.pull()
         final = _final_figures(cfg, last, state, history, sample)
