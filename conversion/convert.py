@@ -7,6 +7,10 @@ with deterministic names, so re-running gives the same bytes. A task streams its
 fixed cost (about 35 ms measured on local[2]; 7 tasks of 14k jets took 0.74 s where 2 of 50k took 0.40 s).
 The whole output is built in a temporary directory and renamed into place only when every task succeeded.
 
+The substructure jet columns (``schema.SUBSTRUCTURE_COLUMNS``: soft-drop mass, N-subjettiness) are kept when
+the input files carry them (see :func:`substructure_wanted`). They are all or nothing, for every file of a
+conversion: a dataset whose columns hold for only some of its jets would bias any study that uses them.
+
 Row groups default to 4096 jets (about 13 MB of float32 features at P=100, F=8): big enough for efficient
 column reads and compression, small enough that training shards the dataset across workers at row-group
 granularity with little imbalance and that a worker's shuffle buffer spans several row groups.
@@ -27,6 +31,7 @@ import pyarrow.parquet as pq
 
 from conversion.features import NonFiniteSteering, compute_features, feature_plan
 from conversion.hls4ml_reader import (
+    REQUIRED_SUBSTRUCTURE,
     ConversionError,
     FileInfo,
     check_finite,
@@ -195,7 +200,8 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
     try:
         _, needed = feature_plan(list(task.info.particle_names))
         source = os.path.basename(task.info.path)
-        schema = S.arrow_schema(meta)
+        schema = S.arrow_schema(meta, optional=True)
+        substructure = bool(meta.substructure_columns)
         writers = _SplitWriters(task, out_dir, schema, row_group_size, compression)
         n_labels = len(meta.class_names) + 1  # label -1 (undefined) is counted in the last slot
         counts = {split: np.zeros(n_labels, np.int64) for split in S.SPLITS}
@@ -210,7 +216,7 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
 
         def read(i: int) -> dict:
             a = starts[i]
-            return read_rows(task.info, a, min(a + CHUNK_ROWS, task.stop), needed, buffers[i % 2])
+            return read_rows(task.info, a, min(a + CHUNK_ROWS, task.stop), needed, buffers[i % 2], substructure)
 
         with ThreadPoolExecutor(1, thread_name_prefix="hdf5-reader") as reader:
             ahead = reader.submit(read, 0)
@@ -234,6 +240,7 @@ def convert_task(task: Task, out_dir: str, meta: S.DatasetMeta, row_group_size: 
                             S.JET_PT: cols[hls4ml.JET_PT][sel],
                             S.JET_ETA: cols[hls4ml.JET_ETA][sel],
                             S.JET_MASS: cols[hls4ml.JET_MASS][sel],
+                            **{c: cols[c][sel] for c in meta.substructure_columns},
                             S.SOURCE_FILE: source_column.slice(0, sel.size),
                             S.SOURCE_ROW: rows[sel],
                         },
@@ -268,6 +275,7 @@ def convert(
     """Convert hls4ml HDF5 ``inputs`` into a Parquet dataset at ``output``.
 
     With ``spark`` the row ranges run as Spark tasks (one per range); without it they run in this process.
+    The substructure columns are written when every input file has them (:func:`substructure_wanted`).
     Raises :class:`ConversionError` (one line) on any bad input; ``output`` is then left untouched.
     """
     import time
@@ -285,8 +293,10 @@ def convert(
     n_particles = min(infos[0].n_particles, max_particles or infos[0].n_particles)
     params = {"row_group_size": row_group_size, "compression": compression, "rows_per_task": rows_per_task,
               "max_particles": n_particles, "source_format": "hls4ml", "mask": "real particles have pT > 0"}
+    substructure = list(S.SUBSTRUCTURE_COLUMNS) if substructure_wanted(infos) else []
     meta = S.DatasetMeta(feature_names=feature_names, n_particles=n_particles,
-                         class_names=list(hls4ml.CLASS_NAMES), split_fractions=fractions, params=params)
+                         class_names=list(hls4ml.CLASS_NAMES), split_fractions=fractions, params=params,
+                         substructure_columns=substructure)
     tasks = plan(infos, rows_per_task)
     try:
         with atomic_directory(output, overwrite=overwrite) as tmp:
@@ -327,6 +337,23 @@ def _check_consistent(infos: list[FileInfo], max_particles: int | None) -> list[
             raise ConversionError(f"{short[0].path}: only {short[0].n_particles} particles per jet, "
                                   f"--max-particles asks for {max_particles}")
     return infos
+
+
+def substructure_wanted(infos: list[FileInfo]) -> bool:
+    """Whether the dataset gets the substructure columns: yes when the files carry them (``j_mass_mmdt`` and
+    ``j_tau{1,2,3}_b1``; the ratios are read or computed). When only some files do, the conversion is refused
+    with the first file lacking them and the column it lacks, rather than silently dropping the columns the
+    other files have: convert them separately, as for files with different particle features."""
+    having = [info for info in infos if not info.missing_substructure]
+    if not having:
+        return False
+    for info in infos:
+        if info.missing_substructure:
+            raise ConversionError(
+                f"{info.path}: jet feature '{info.missing_substructure[0]}' missing from '{hls4ml.JET_NAMES}' "
+                f"while {having[0].path} has the substructure columns ({', '.join(REQUIRED_SUBSTRUCTURE)}"
+                "); convert them separately")
+    return True
 
 
 def _run(tasks, out_dir, meta, row_group_size, compression, spark, progress) -> list[dict]:

@@ -2,6 +2,10 @@
 
 Validation reads only shapes and names, so the driver can check every input before a Spark task starts;
 the values themselves (NaN/inf) are checked by the task that reads them.
+
+Besides the columns every file needs, the substructure columns of :data:`SUBSTRUCTURE_SOURCES` are read when
+asked for. The public hls4ml files store ``j_tau32_b1`` but no ``j_tau21_b1``; a ratio a file lacks is computed
+from the taus with the simulator's convention (``ucluster/sim/substructure.py``: 0 where the denominator is 0).
 """
 
 from __future__ import annotations
@@ -14,6 +18,18 @@ import h5py
 import numpy as np
 
 from ucluster import hls4ml
+from ucluster.data import schema as S
+
+# Parquet column <- hls4ml jet column: soft drop with beta = 0, z_cut = 0.1 (= the modified mass drop tagger,
+# "mmdt") and N-subjettiness with angular exponent beta = 1 ("b1"), the variables of the hls4ml papers.
+SUBSTRUCTURE_SOURCES: dict[str, str] = {
+    S.JET_MASS_SD: "j_mass_mmdt", S.JET_TAU1: "j_tau1_b1", S.JET_TAU2: "j_tau2_b1", S.JET_TAU3: "j_tau3_b1",
+    S.JET_TAU21: "j_tau21_b1", S.JET_TAU32: "j_tau32_b1",
+}
+# ratio column -> (numerator, denominator): read when the file stores it, computed otherwise
+_RATIOS: dict[str, tuple[str, str]] = {S.JET_TAU21: (S.JET_TAU2, S.JET_TAU1), S.JET_TAU32: (S.JET_TAU3, S.JET_TAU2)}
+# what a file needs for the substructure columns (the rest follows from these)
+REQUIRED_SUBSTRUCTURE: tuple[str, ...] = tuple(v for k, v in SUBSTRUCTURE_SOURCES.items() if k not in _RATIOS)
 
 
 class ConversionError(ValueError):
@@ -27,6 +43,11 @@ class FileInfo:
     n_particles: int
     particle_names: tuple[str, ...]
     jet_names: tuple[str, ...]
+
+    @property
+    def missing_substructure(self) -> tuple[str, ...]:
+        """The jet columns of :data:`REQUIRED_SUBSTRUCTURE` this file lacks (empty: it has the substructure)."""
+        return tuple(n for n in REQUIRED_SUBSTRUCTURE if n not in self.jet_names)
 
 
 def resolve_inputs(inputs: str | list[str]) -> list[str]:
@@ -153,11 +174,13 @@ def _read_bytes(path: str, offset: int, shape: tuple[int, ...], dtype: np.dtype,
 
 
 def read_rows(info: FileInfo, start: int, stop: int, particle_columns: list[str],
-              buffer: np.ndarray | None = None) -> dict[str, np.ndarray]:
+              buffer: np.ndarray | None = None, substructure: bool = False) -> dict[str, np.ndarray]:
     """Read rows [start, stop) (one contiguous slab; h5py fancy indexing is slow) and check the jet columns
     for NaN/inf, failing with the file and row. ``constituents`` keeps the file's column order; its values
     are checked by the caller (cheaply, on the computed features, see :func:`check_finite`). ``buffer``
-    may receive the constituents (plain datasets only; the result then views it)."""
+    may receive the constituents (plain datasets only; the result then views it). With ``substructure`` the
+    result also holds the float32 columns of :data:`SUBSTRUCTURE_SOURCES` under their Parquet names (the
+    file must have them: :attr:`FileInfo.missing_substructure` empty)."""
     jcol = {c: info.jet_names.index(c) for c in (hls4ml.JET_PT, hls4ml.JET_ETA, hls4ml.JET_MASS,
                                                    *hls4ml.CLASS_COLUMNS)}
     where = f"{info.path} rows {start}-{stop - 1}"
@@ -178,11 +201,22 @@ def read_rows(info: FileInfo, start: int, stop: int, particle_columns: list[str]
     cons, jets = slabs[hls4ml.CONSTITUENTS], slabs[hls4ml.JETS]
     cons = cons.astype(np.float32, copy=False)
     jet_cols = {name: jets[:, i].astype(np.float32) for name, i in jcol.items()}
-    for name, values in jet_cols.items():
+    checked = dict(jet_cols)  # name in the error message -> values
+    sub: dict[str, np.ndarray] = {}
+    if substructure:
+        for column, source in SUBSTRUCTURE_SOURCES.items():
+            if source in info.jet_names:
+                sub[column] = checked[source] = jets[:, info.jet_names.index(source)].astype(np.float32)
+        for column, (num, den) in _RATIOS.items():
+            if column not in sub:
+                n, d = sub[num].astype(np.float64), sub[den].astype(np.float64)
+                sub[column] = np.divide(n, d, out=np.zeros_like(n), where=d > 0).astype(np.float32)
+                checked[f"{SUBSTRUCTURE_SOURCES[num]}/{SUBSTRUCTURE_SOURCES[den]}"] = sub[column]
+    for name, values in checked.items():
         if not np.isfinite(values).all():
             bad = int(np.argwhere(~np.isfinite(values))[0][0]) + start
             raise ConversionError(f"{info.path}: NaN/inf in jet feature '{name}' at row {bad}")
-    return {"constituents": cons, **jet_cols}
+    return {"constituents": cons, **jet_cols, **{c: sub[c] for c in SUBSTRUCTURE_SOURCES if c in sub}}
 
 
 def check_finite(info: FileInfo, constituents: np.ndarray, columns: list[str], start: int) -> None:

@@ -4,65 +4,150 @@ The floor: k-means on the jet mass alone (what a latent that encodes only the ma
 mass cuts: thresholds on the jet mass chosen with the true labels, i.e. what the mass alone can do at best
 (supervised, one variable). The ceiling is the same network trained on the true labels (``jobs/train.py
 --supervised``).
+
+When the dataset has the hls4ml substructure columns, the physics references follow: k-means on the soft-drop
+groomed mass (grooming removes soft wide-angle radiation, which sharpens the W/Z/top peaks), on standardised
+(m_sd, tau21, tau32) and (m, m_sd, tau21, tau32) (N-subjettiness counts the prongs: 2 for W/Z, 3 for top), and
+the best labelled cuts on m_sd. A method that learns from the constituents should beat what these classic
+observables give. :func:`reference_rows` computes them all from one read of the train and test jets.
 """
 
 from __future__ import annotations
 
 import itertools
+from typing import Any
 
 import numpy as np
 
 from ucluster.config import Config
-from ucluster.data.loader import JetStream
+from ucluster.data.loader import SUBSTRUCTURE_KEYS, JetStream, has_substructure
 from ucluster.train import metrics as M
+
+# name -> (what the row is, in words; "kmeans" or "cuts"; batch keys of the variables), in the printed order
+_ROWS: dict[str, tuple[str, str, tuple[str, ...]]] = {
+    "kmeans_mass": ("k-means on the jet mass", "kmeans", ("mass",)),
+    "cuts_mass": ("best cuts on the jet mass (chosen with the true labels)", "cuts", ("mass",)),
+    "kmeans_mass_sd": ("k-means on the soft-drop groomed mass", "kmeans", ("mass_sd",)),
+    "kmeans_mass_sd_tau21_tau32": ("k-means on standardised (m_sd, tau21, tau32)", "kmeans",
+                                   ("mass_sd", "tau21", "tau32")),
+    "kmeans_mass_mass_sd_tau21_tau32": ("k-means on standardised (m, m_sd, tau21, tau32)", "kmeans",
+                                        ("mass", "mass_sd", "tau21", "tau32")),
+    "cuts_mass_sd": ("best cuts on the soft-drop groomed mass (chosen with the true labels)", "cuts", ("mass_sd",)),
+}
+REFERENCES: dict[str, str] = {name: spec[0] for name, spec in _ROWS.items()}  # name -> description
+NO_SUBSTRUCTURE = ("the dataset has no substructure columns (jet_mass_sd, jet_tau21, jet_tau32); "
+                   "convert HDF5 files that carry j_mass_mmdt and j_tau1/2/3_b1 to get them")
+
+Jets = dict[str, np.ndarray]  # batch key -> values of the selected jets of one split
+
+
+def _jets(cfg: Config, split: str) -> Jets:
+    """The selected jets of one split: ``label``, ``mass`` and, when the dataset has them, the substructure."""
+    stream = JetStream(cfg, split)
+    keys = ["label", "mass", *(SUBSTRUCTURE_KEYS if has_substructure(stream.meta) else ())]
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
+    for batch in stream.eval_batches(4096):
+        valid = batch["valid"] > 0
+        for k in keys:
+            parts[k].append(batch[k][valid])
+    return {k: np.concatenate(v) for k, v in parts.items()}
 
 
 def _masses_and_labels(cfg: Config, split: str) -> tuple[np.ndarray, np.ndarray]:
-    stream = JetStream(cfg, split)
-    mass, label = [], []
-    for batch in stream.eval_batches(4096):
-        valid = batch["valid"] > 0
-        mass.append(batch["mass"][valid])
-        label.append(batch["label"][valid])
-    return np.concatenate(mass), np.concatenate(label)
+    jets = _jets(cfg, split)
+    return jets["mass"], jets["label"]
 
 
-def mass_kmeans(cfg: Config) -> dict[str, float]:
-    """Fit k-means (k = model.n_clusters) on the training jets' mass; score the test split."""
-    from sklearn.cluster import KMeans
-
-    train_mass, _ = _masses_and_labels(cfg, "train")
-    test_mass, test_label = _masses_and_labels(cfg, "test")
-    km = KMeans(n_clusters=cfg.model.n_clusters, n_init=10, random_state=cfg.train.seed)
-    km.fit(train_mass[:, None])
-    table = M.contingency(km.predict(test_mass[:, None]), test_label, cfg.model.n_clusters, len(cfg.data.classes))
+def _report(table: np.ndarray, classes: list[str]) -> dict[str, float]:
+    """Test metrics of a (clusters, classes) table: accuracy, NMI, ARI and the purity of each class."""
     purity, _ = M.purity_efficiency(table)
     return {**{f"test_{k}": v for k, v in M.clustering_report(table).items()},
-            **{f"purity_{c}": float(p) for c, p in zip(cfg.data.classes, purity, strict=True)},
-            "train_jets": int(len(train_mass)), "test_jets": int(len(test_mass))}
+            **{f"purity_{c}": float(p) for c, p in zip(classes, purity, strict=True)}}
 
 
-def best_mass_cuts(cfg: Config, step_gev: float = 1.0) -> dict[str, float]:
-    """The supervised mass-only reference: the ``n_clusters - 1`` mass thresholds (on a grid of ``step_gev``
-    over the selection window) that maximise the clustering accuracy on the training split, scored on the
-    test split. Exhaustive over the grid, so only for 2 or 3 clusters."""
+def kmeans_reference(cfg: Config, train: Jets, test: Jets, variables: tuple[str, ...]) -> dict[str, Any]:
+    """Fit k-means (k = model.n_clusters) on the training jets' ``variables``; score the test split. Several
+    variables are standardised with the training mean and spread, or the one in GeV would dominate the
+    distance; one variable is left as it is (k-means on one variable does not depend on its scale)."""
+    from sklearn.cluster import KMeans
+
+    x_train = np.stack([train[v] for v in variables], axis=1)
+    x_test = np.stack([test[v] for v in variables], axis=1)
+    if len(variables) > 1:
+        x_train, x_test = x_train.astype(np.float64), x_test.astype(np.float64)
+        mean, std = x_train.mean(axis=0), x_train.std(axis=0)
+        std[std == 0] = 1.0
+        x_train, x_test = (x_train - mean) / std, (x_test - mean) / std
+    km = KMeans(n_clusters=cfg.model.n_clusters, n_init=10, random_state=cfg.train.seed)
+    km.fit(x_train)
+    classes = list(cfg.data.classes)
+    table = M.contingency(km.predict(x_test), test["label"], cfg.model.n_clusters, len(classes))
+    return {**_report(table, classes), "train_jets": int(len(x_train)), "test_jets": int(len(x_test))}
+
+
+def best_cuts(cfg: Config, train: Jets, test: Jets, variable: str, lo: float, hi: float,
+              step: float = 1.0) -> dict[str, Any]:
+    """The supervised one-variable reference: the ``n_clusters - 1`` thresholds on ``variable`` (on a grid of
+    ``step`` over [lo, hi]; values outside count in the first or last bin) that maximise the clustering accuracy
+    on the training jets, scored on the test jets. Exhaustive over the grid, so only for 2 or 3 clusters."""
     k = cfg.model.n_clusters
     if k not in (2, 3):
-        raise ValueError(f"best_mass_cuts: exhaustive search is implemented for 2 or 3 clusters, not {k}")
-    n_classes = len(cfg.data.classes)
-    train_mass, train_label = _masses_and_labels(cfg, "train")
-    edges = np.arange(cfg.data.mass_min, cfg.data.mass_max + step_gev, step_gev)
-    # below[c, i]: training jets of class c with mass < edges[i]; a cut set splits these counts into bins
-    hist = np.stack([np.histogram(train_mass[train_label == c], edges)[0] for c in range(n_classes)])
+        raise ValueError(f"best cuts: exhaustive search is implemented for 2 or 3 clusters, not {k}")
+    classes = list(cfg.data.classes)
+    n_classes = len(classes)
+    values, label = train[variable], train["label"]
+    edges = np.arange(lo, hi + step, step)
+    values = np.clip(values, edges[0], edges[-1])
+    # below[c, i]: training jets of class c with a value < edges[i]; a cut set splits these counts into bins
+    hist = np.stack([np.histogram(values[label == c], edges)[0] for c in range(n_classes)])
     below = np.concatenate([np.zeros((n_classes, 1)), np.cumsum(hist, axis=1)], axis=1)
-    best, best_cuts = -1.0, ()
+    best, chosen = -1.0, ()
     for cuts in itertools.combinations(range(1, len(edges) - 1), k - 1):
         bounds = [0, *cuts, len(edges) - 1]
         table = np.stack([below[:, b] - below[:, a] for a, b in itertools.pairwise(bounds)])  # (k, classes)
         acc = M.cluster_accuracy(table)
         if acc > best:
-            best, best_cuts = acc, tuple(float(edges[c]) for c in cuts)
-    test_mass, test_label = _masses_and_labels(cfg, "test")
-    table = M.contingency(np.digitize(test_mass, best_cuts), test_label, k, n_classes)
-    return {**{f"test_{key}": v for key, v in M.clustering_report(table).items()},
-            "cuts_gev": list(best_cuts), "train_acc": float(best)}
+            best, chosen = acc, tuple(float(edges[c]) for c in cuts)
+    table = M.contingency(np.digitize(test[variable], chosen), test["label"], k, n_classes)
+    return {**_report(table, classes), "cuts_gev": list(chosen), "train_acc": float(best),
+            "train_jets": int(len(values)), "test_jets": int(len(test[variable]))}
+
+
+def mass_kmeans(cfg: Config) -> dict[str, Any]:
+    """Fit k-means (k = model.n_clusters) on the training jets' mass; score the test split."""
+    return kmeans_reference(cfg, _jets(cfg, "train"), _jets(cfg, "test"), ("mass",))
+
+
+def best_mass_cuts(cfg: Config, step_gev: float = 1.0) -> dict[str, Any]:
+    """The supervised mass-only reference: the best labelled jet-mass cuts over the selection window
+    (:func:`best_cuts`); only for 2 or 3 clusters."""
+    if cfg.model.n_clusters not in (2, 3):  # before reading any jet
+        raise ValueError(f"best_mass_cuts: exhaustive search is implemented for 2 or 3 clusters, "
+                         f"not {cfg.model.n_clusters}")
+    return best_cuts(cfg, _jets(cfg, "train"), _jets(cfg, "test"), "mass", *cut_range(cfg, "mass"), step_gev)
+
+
+def cut_range(cfg: Config, variable: str) -> tuple[float, float]:
+    """Where the cuts on ``variable`` are searched: the selection window for the jet mass; from 0 to its top for
+    the groomed mass, which grooming moves below the window (m_sd <= m)."""
+    return (cfg.data.mass_min if variable == "mass" else 0.0), cfg.data.mass_max
+
+
+def reference_rows(cfg: Config, step_gev: float = 1.0) -> dict[str, dict[str, Any]]:
+    """Every reference of :data:`REFERENCES`, in that order, on the same jets (train and test each read once).
+    A row that cannot be measured holds only ``{"skipped": why}``: the substructure rows on a dataset without
+    those columns, the cut rows for more than 3 clusters."""
+    train, test = _jets(cfg, "train"), _jets(cfg, "test")
+    k = cfg.model.n_clusters
+    rows: dict[str, dict[str, Any]] = {}
+    for name, (_, kind, variables) in _ROWS.items():
+        if any(v not in train for v in variables):
+            rows[name] = {"skipped": NO_SUBSTRUCTURE}
+        elif kind == "kmeans":
+            rows[name] = kmeans_reference(cfg, train, test, variables)
+        elif k not in (2, 3):
+            rows[name] = {"skipped": f"the exhaustive cut search is for 2 or 3 clusters, not {k}"}
+        else:
+            (variable,) = variables
+            rows[name] = best_cuts(cfg, train, test, variable, *cut_range(cfg, variable), step_gev)
+    return rows

@@ -77,7 +77,7 @@ class TrainConfig:
     lr: float = 1.0e-3  # per worker; multiplied by the number of workers when scale_lr is on
     scale_lr: bool = True
     lr_decay_every: int = 3  # epochs
-    lr_decay_factor: float = 0.5
+    lr_decay_factor: float = 1.0  # 1 = constant (conf/ucluster.yaml says why not the paper's 0.5)
     lr_min: float = 1.0e-5
     lr_restart: bool = False  # restart the lr schedule when the clustering phase starts
     alpha_start: float = 1.0  # softness of the cluster assignment in the first clustering epoch
@@ -87,7 +87,7 @@ class TrainConfig:
     kmeans_sample: int = 20000  # latent vectors (all workers together) used to initialise the centroids
     seed: int = 42
     steps_per_epoch: int = 0  # 0 = as many full batches as the smallest shard allows
-    select: str = "last"  # final model: "last" epoch, or "best_val" (the clustering epoch best on the val split)
+    select: str = "best_val"  # final model: "last" epoch, or "best_val" (the clustering epoch best on the val split)
 
 
 @dataclass

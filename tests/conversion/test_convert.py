@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 from pathlib import Path
 
 import h5py
 import numpy as np
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
@@ -149,6 +151,76 @@ def test_other_particle_counts_and_pdgid(pythia_h5_dir, tmp_path):
 
 
 # --------------------------------------------------------------------------------------------------------
+SUBSTRUCTURE = {"jet_mass_sd": "j_mass_mmdt", "jet_tau1": "j_tau1_b1", "jet_tau2": "j_tau2_b1",
+                "jet_tau3": "j_tau3_b1", "jet_tau21": "j_tau21_b1", "jet_tau32": "j_tau32_b1"}
+
+
+def _without(raw: dict, columns) -> dict:
+    jn = _names(raw[hls4ml.JET_NAMES])
+    keep = [i for i, n in enumerate(jn) if n not in columns]
+    return {**raw, hls4ml.JETS: raw[hls4ml.JETS][:, keep], hls4ml.JET_NAMES: raw[hls4ml.JET_NAMES][keep]}
+
+
+def _without_substructure(raw: dict) -> dict:
+    return _without(raw, set(SUBSTRUCTURE.values()))
+
+
+def test_substructure_columns_round_trip_into_parquet_and_batches(jet_dataset, pythia_h5_dir, tiny_config):
+    from ucluster.data.loader import JetStream, has_substructure
+
+    meta = S.read_meta(jet_dataset)
+    assert meta.substructure_columns == list(S.SUBSTRUCTURE_COLUMNS) == list(SUBSTRUCTURE)
+    schema = pq.read_schema(S.split_files(jet_dataset, "train")[0])
+    assert all(schema.field(c).type == pa.float32() for c in SUBSTRUCTURE)
+    df = _read(jet_dataset)
+    for source, rows in df.groupby("source_file"):
+        raw = _h5(pythia_h5_dir / source)
+        jn = _names(raw[hls4ml.JET_NAMES])
+        file_rows = rows["source_row"].to_numpy()
+        for column, name in SUBSTRUCTURE.items():
+            np.testing.assert_array_equal(rows[column].to_numpy(), raw[hls4ml.JETS][file_rows, jn.index(name)])
+    by_key = df.set_index("jet_key")
+    assert has_substructure(jet_dataset)
+    batch = next(JetStream(tiny_config, "test").eval_batches(4096))
+    valid = batch["valid"] > 0
+    assert valid.sum() < len(valid)  # one padded batch: the padding covers the new keys too
+    for key, column in (("mass_sd", "jet_mass_sd"), ("tau21", "jet_tau21"), ("tau32", "jet_tau32")):
+        assert batch[key].dtype == np.float32 and len(batch[key]) == len(valid) and np.all(batch[key][~valid] == 0)
+        np.testing.assert_array_equal(batch[key][valid], by_key.loc[batch["key"][valid], column].to_numpy())
+
+
+def test_files_without_substructure_still_convert_and_load(pythia_h5_dir, tmp_path, tiny_config):
+    from ucluster.data.loader import JetStream, has_substructure
+
+    for kind in ("w", "t"):
+        _write_h5(tmp_path / f"{kind}.h5", _without_substructure(_h5(pythia_h5_dir / f"{kind}.h5")))
+    out = tmp_path / "old.parquet"
+    convert([str(tmp_path / "w.h5"), str(tmp_path / "t.h5")], out, progress=False)
+    assert S.read_meta(out).substructure_columns == []
+    assert not set(SUBSTRUCTURE) & set(pq.read_schema(S.split_files(out, "train")[0]).names)
+    # a dataset converted before the field existed: no key in its metadata
+    meta_path = out / S.META_FILE
+    text = json.loads(meta_path.read_text())
+    del text["substructure_columns"]
+    meta_path.write_text(json.dumps(text))
+    assert S.read_meta(out).substructure_columns == [] and not has_substructure(out)
+    tiny_config.data.path, tiny_config.data.classes = str(out), ["w", "t"]
+    batch = next(JetStream(tiny_config, "train").eval_batches(64))
+    assert "mass" in batch and not {"mass_sd", "tau21", "tau32"} & set(batch)
+
+
+def test_ratios_a_file_lacks_are_computed_from_the_taus(pythia_h5_dir, tmp_path):
+    """The public hls4ml files store j_tau32_b1 but no j_tau21_b1: the converter derives the ratio."""
+    raw = _h5(pythia_h5_dir / "t.h5")
+    _write_h5(tmp_path / "t.h5", _without(raw, {"j_tau21_b1", "j_tau32_b1"}))
+    convert(str(tmp_path / "t.h5"), tmp_path / "out", progress=False)
+    df = _read(tmp_path / "out").sort_values("source_row")
+    jn = _names(raw[hls4ml.JET_NAMES])
+    stored = raw[hls4ml.JETS][df["source_row"].to_numpy()]
+    for column in ("jet_tau21", "jet_tau32"):
+        np.testing.assert_allclose(df[column], stored[:, jn.index(SUBSTRUCTURE[column])], rtol=1e-5)
+
+
 def _corrupt(kind: str, src: Path, dst: Path) -> Path:
     raw = _h5(src)
     if kind == "missing_dataset":
@@ -171,6 +243,10 @@ def _corrupt(kind: str, src: Path, dst: Path) -> Path:
         raw[hls4ml.CONSTITUENTS][150, 2, 5] = np.nan
     elif kind == "inf_jet":
         raw[hls4ml.JETS][7, 0] = np.inf
+    elif kind == "no_substructure":  # an older simulated file next to ones that carry the columns
+        raw = _without_substructure(raw)
+    elif kind == "nan_substructure":
+        raw[hls4ml.JETS][9, _names(raw[hls4ml.JET_NAMES]).index("j_tau2_b1")] = np.nan
     elif kind == "no_jets":
         raw[hls4ml.CONSTITUENTS] = raw[hls4ml.CONSTITUENTS][:0]
         raw[hls4ml.JETS] = raw[hls4ml.JETS][:0]
@@ -195,6 +271,8 @@ BAD_INPUTS = {
     "n_mismatch": "jets in 'jetConstituentList' but",
     "nan": "NaN/inf in 'jetConstituentList' feature 'j1_pt' at row 150",
     "inf_jet": "NaN/inf in jet feature 'j_pt' at row 7",
+    "no_substructure": "jet feature 'j_mass_mmdt' missing from 'jetFeatureNames' while",
+    "nan_substructure": "NaN/inf in jet feature 'j_tau2_b1' at row 9",
     "no_jets": "holds no jets",
     "truncated": "truncated or corrupt",
     "not_hdf5": "not an HDF5 file",

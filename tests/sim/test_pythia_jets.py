@@ -35,6 +35,48 @@ def test_mass_peaks(samples, kind, expected, tolerance):
     assert abs(median - expected) < tolerance, f"{kind} median jet mass {median:.1f} GeV"
 
 
+@pytest.mark.parametrize(("kind", "expected", "tolerance"), [("w", 80.4, 10.0), ("z", 91.2, 10.0),
+                                                             ("t", 172.5, 25.0)])
+def test_groomed_mass_peaks_at_the_particle_masses(samples, kind, expected, tolerance):
+    """Soft drop removes the soft wide-angle radiation that pushes the plain jet mass up (W ~ 97 GeV)."""
+    jets = samples[kind][1]
+    groomed, plain = jets[:, JET["j_mass_mmdt"]], jets[:, JET["j_mass"]]
+    median = float(np.median(groomed))
+    assert abs(median - expected) < tolerance, f"{kind} median soft-drop mass {median:.1f} GeV"
+    assert abs(median - expected) < abs(float(np.median(plain)) - expected)
+    assert (groomed >= 0).all() and (groomed <= plain * (1 + 1e-5) + 1e-3).all()  # grooming only removes
+
+
+def test_nsubjettiness_counts_the_prongs(samples):
+    med = {kind: {c: float(np.median(samples[kind][1][:, JET[c]])) for c in ("j_tau21_b1", "j_tau32_b1")}
+           for kind in ("w", "z", "t")}
+    for boson in ("w", "z"):  # two prongs: lower tau21 than top; top's three prongs: lower tau32
+        assert med[boson]["j_tau21_b1"] + 0.1 < med["t"]["j_tau21_b1"], med
+        assert med["t"]["j_tau32_b1"] + 0.15 < med[boson]["j_tau32_b1"], med
+    for kind in SIZES:
+        jets = samples[kind][1].astype(np.float64)
+        t1, t2, t3 = (jets[:, JET[f"j_tau{n}_b1"]] for n in (1, 2, 3))
+        assert (t1 > 0).all() and (t2 >= 0).all() and (t3 >= 0).all()
+        np.testing.assert_allclose(jets[:, JET["j_tau21_b1"]], t2 / t1, rtol=1e-5)
+        np.testing.assert_allclose(jets[:, JET["j_tau32_b1"]], np.divide(t3, t2, out=np.zeros_like(t2),
+                                                                          where=t2 > 0), rtol=1e-5)
+
+
+def test_substructure_is_computed_from_the_jet_constituents(samples):
+    """Recomputed from the stored four-vectors (jets with every constituent kept), the values agree."""
+    from ucluster.sim.substructure import SUBSTRUCTURE_COLUMNS, substructure
+
+    constituents, jets = samples["t"]
+    full = np.flatnonzero(jets[:, JET["j_multiplicity"]] <= P)[:10]
+    assert len(full) >= 5
+    for row in full:
+        k = int(jets[row, JET["j_multiplicity"]])
+        p4 = constituents[row, :k][:, [PRT[c] for c in ("j1_px", "j1_py", "j1_pz", "j1_e")]].astype(np.float64)
+        again = substructure(p4, pj.JET_R)
+        for name in SUBSTRUCTURE_COLUMNS:
+            np.testing.assert_allclose(jets[row, JET[name]], again[name], rtol=2e-3, atol=2e-3, err_msg=name)
+
+
 @pytest.mark.parametrize("kind", list(SIZES))
 def test_shapes_labels_and_pt_window(samples, kind):
     constituents, jets = samples[kind]
@@ -126,8 +168,8 @@ def test_file_layout(samples, tmp_path):
         np.testing.assert_array_equal(f[hls4ml.CONSTITUENTS][()], constituents)
         np.testing.assert_array_equal(f[hls4ml.JETS][()], jets)
         assert f.attrs["kind"] == "w" and f.attrs["seed"] == 7
-    assert {"j_pt", "j_eta", "j_phi", "j_mass", "j_multiplicity", *hls4ml.CLASS_COLUMNS, "j_undef"} <= set(
-        pj.JET_FEATURES)
+    assert {"j_pt", "j_eta", "j_phi", "j_mass", "j_multiplicity", *hls4ml.CLASS_COLUMNS, "j_undef", "j_mass_mmdt",
+            "j_tau1_b1", "j_tau2_b1", "j_tau3_b1", "j_tau21_b1", "j_tau32_b1"} <= set(pj.JET_FEATURES)
 
 
 def test_failed_write_leaves_nothing(samples, tmp_path):

@@ -48,7 +48,10 @@ def test_pack_unpack_keeps_the_selected_jets(jet_dataset, tmp_path):
         np.testing.assert_array_equal(dst["mass"], src["mass"][keep])
         np.testing.assert_array_equal(dst["n"], src["n"][keep])
         # float16 rounding of the features, zero padding kept exactly
-        np.testing.assert_allclose(dst["features"], src["features"][keep], rtol=1e-3, atol=1e-4)
+        # float16 rounding of the packed features; the derived ones are recomputed from them (within the
+        # tolerance pack checks); zero padding kept exactly
+        np.testing.assert_allclose(dst["features"], src["features"][keep], rtol=1e-3,
+                                   atol=quality_gpu.DERIVED_TOLERANCE)
         padded = np.arange(dst["features"].shape[1])[None, :] >= dst["n"][:, None]
         assert not dst["features"][padded].any()
     meta = S.read_meta(out)

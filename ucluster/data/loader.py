@@ -24,6 +24,15 @@ from ucluster.data import schema as S
 
 Batch = dict[str, np.ndarray]
 _SMALL_COLUMNS = [S.LABEL, S.JET_MASS, S.JET_PT, S.JET_KEY, S.N_PARTICLES]
+# batch key -> optional Parquet column: the substructure variables the baselines and targets use
+SUBSTRUCTURE_KEYS: dict[str, str] = {"mass_sd": S.JET_MASS_SD, "tau21": S.JET_TAU21, "tau32": S.JET_TAU32}
+
+
+def has_substructure(dataset: str | Path | S.DatasetMeta) -> bool:
+    """Whether the batches of a dataset (its root or metadata) carry ``mass_sd``, ``tau21`` and ``tau32``:
+    only datasets converted from files with the hls4ml substructure columns do."""
+    meta = dataset if isinstance(dataset, S.DatasetMeta) else S.read_meta(dataset)
+    return all(c in meta.substructure_columns for c in SUBSTRUCTURE_KEYS.values())
 
 
 @dataclass(frozen=True)
@@ -102,6 +111,7 @@ class JetStream:
         self.refs = shard_row_groups(all_refs, rank, size)
         self._files = threading.local()
         self._selected_rows: int | None = None
+        self._optional = {k: c for k, c in SUBSTRUCTURE_KEYS.items() if c in self.meta.substructure_columns}
 
     # -- reading -----------------------------------------------------------------------------------------
     def _file(self, path: str) -> pq.ParquetFile:
@@ -135,9 +145,11 @@ class JetStream:
                 & (pt > d.pt_min) & (pt < d.pt_max))
 
     def _read(self, ref: RowGroupRef) -> Batch:
-        """Read one row group and return its selected jets as numpy arrays (features sliced to P')."""
+        """Read one row group and return its selected jets as numpy arrays (features sliced to P'; plus
+        :data:`SUBSTRUCTURE_KEYS` when the dataset has them)."""
         try:
-            table = self._file(ref.path).read_row_group(ref.index, columns=_SMALL_COLUMNS + [S.FEATURES])
+            table = self._file(ref.path).read_row_group(
+                ref.index, columns=_SMALL_COLUMNS + [*self._optional.values(), S.FEATURES])
         except Exception as exc:  # noqa: BLE001
             reason = str(exc).splitlines()[0]
             raise S.DatasetError(f"{ref.path}: cannot read row group {ref.index} ({reason})") from None
@@ -154,12 +166,18 @@ class JetStream:
             "pt": pt[sel],
             "key": table.column(S.JET_KEY).to_numpy()[sel],
             "label": self._class_index[label[sel]],
+            **{k: table.column(c).to_numpy()[sel] for k, c in self._optional.items()},
         })
 
     def _targets(self, batch: Batch) -> Batch:
         d, m = self.cfg.data, self.cfg.model
         if m.target == "truth":
             batch["target"] = batch["label"].astype(np.int32)
+        elif m.target == "mass_sd_bins":  # the groomed mass: sharper W/Z peaks, still no labels
+            if "mass_sd" not in batch:
+                raise S.DatasetError(f"{self.root}: model.target=mass_sd_bins needs the soft-drop mass column "
+                                     "'jet_mass_sd' (convert files that carry j_mass_mmdt)")
+            batch["target"] = mass_bin_targets(batch["mass_sd"], d.mass_min, d.mass_max, m.mass_bins)
         else:
             batch["target"] = mass_bin_targets(batch["mass"], d.mass_min, d.mass_max, m.mass_bins)
         return batch

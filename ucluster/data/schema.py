@@ -6,6 +6,9 @@ padded ones zero, as one fixed-size binary value of P*F*4 little-endian bytes (d
 :func:`decode_features`, or ``np.frombuffer(value, "<f4").reshape(P, F)``); ``n_particles`` counts the real
 ones (mask = slot index < n_particles). A binary column rather than a list of floats because Parquet stores
 a list with a repetition level per element: measured here, writing and reading were 8-10x slower that way.
+Optional float32 jet columns (:data:`SUBSTRUCTURE_COLUMNS`: soft-drop mass, N-subjettiness) follow
+``jet_mass`` when the source files carry them; the metadata's ``substructure_columns`` lists them (empty for
+datasets without them, also those converted before they existed).
 The same metadata JSON is stored in every file's schema under the key ``ucluster``, so a file is
 self-describing.
 """
@@ -29,6 +32,13 @@ FEATURES, N_PARTICLES, LABEL, JET_KEY = "features", "n_particles", "label", "jet
 JET_PT, JET_ETA, JET_MASS = "jet_pt", "jet_eta", "jet_mass"
 SOURCE_FILE, SOURCE_ROW = "source_file", "source_row"
 
+# Optional jet columns: the hls4ml substructure variables (soft drop beta = 0, z_cut = 0.1; N-subjettiness with
+# beta = 1). A dataset has all of them or none (see conversion/convert.py).
+JET_MASS_SD = "jet_mass_sd"
+JET_TAU1, JET_TAU2, JET_TAU3 = "jet_tau1", "jet_tau2", "jet_tau3"
+JET_TAU21, JET_TAU32 = "jet_tau21", "jet_tau32"
+SUBSTRUCTURE_COLUMNS: tuple[str, ...] = (JET_MASS_SD, JET_TAU1, JET_TAU2, JET_TAU3, JET_TAU21, JET_TAU32)
+
 
 @dataclass
 class DatasetMeta:
@@ -39,6 +49,9 @@ class DatasetMeta:
     params: dict = field(default_factory=dict)  # conversion parameters (row group size, compression, ...)
     counts: dict = field(default_factory=dict)  # {split: {class: jets}}; filled in the dataset-level file
     format_version: int = FORMAT_VERSION
+    # Optional jet columns present: SUBSTRUCTURE_COLUMNS or none. Defaulted, so the metadata of datasets written
+    # before the field existed still reads (same format version: columns were only added).
+    substructure_columns: list[str] = field(default_factory=list)
 
     @property
     def n_features(self) -> int:
@@ -55,8 +68,12 @@ class DatasetMeta:
         return cls(**json.loads(text))
 
 
-def arrow_schema(meta: DatasetMeta) -> pa.Schema:
+def arrow_schema(meta: DatasetMeta, optional: bool = False) -> pa.Schema:
+    """The Parquet schema, with ``meta`` embedded. ``optional=True`` adds the optional jet columns that ``meta``
+    lists (after ``jet_mass``), which is what the converter writes; without it only the columns every dataset
+    has, for callers that append the optional ones themselves (studies/quality_gpu.py's unpack)."""
     size = meta.n_particles * meta.n_features
+    extra = [pa.field(name, pa.float32()) for name in meta.substructure_columns] if optional else []
     return pa.schema(
         [
             pa.field(JET_KEY, pa.int64()),
@@ -66,6 +83,7 @@ def arrow_schema(meta: DatasetMeta) -> pa.Schema:
             pa.field(JET_PT, pa.float32()),
             pa.field(JET_ETA, pa.float32()),
             pa.field(JET_MASS, pa.float32()),
+            *extra,
             pa.field(SOURCE_FILE, pa.string()),
             pa.field(SOURCE_ROW, pa.int64()),
         ],
@@ -119,6 +137,10 @@ def read_meta(root: str | Path) -> DatasetMeta:
         raise DatasetError(f"{path}: unreadable dataset metadata ({exc})") from None
     if meta.format_version != FORMAT_VERSION:
         raise DatasetError(f"{path}: dataset format {meta.format_version}, this ucluster reads {FORMAT_VERSION}")
+    sub = meta.substructure_columns
+    if not isinstance(sub, list) or any(c not in SUBSTRUCTURE_COLUMNS for c in sub):
+        raise DatasetError(f"{path}: substructure_columns {meta.substructure_columns!r} are not among "
+                           f"{list(SUBSTRUCTURE_COLUMNS)}")
     return meta
 
 

@@ -28,6 +28,23 @@ def save_checkpoint(output_dir: str | Path, model, optimizer, state: dict) -> Pa
     return path
 
 
+def save_weights(output_dir: str | Path, name: str, weights: list[np.ndarray]) -> Path:
+    """A set of model weights beside the checkpoint (e.g. the epoch selected on val), written atomically."""
+    buf = io.BytesIO()
+    np.savez(buf, *weights)
+    path = checkpoint_path(output_dir).with_name(f"{name}.weights.npz")
+    atomic_write_bytes(path, buf.getvalue())
+    return path
+
+
+def read_weights(output_dir: str | Path, name: str) -> list[np.ndarray]:
+    path = checkpoint_path(output_dir).with_name(f"{name}.weights.npz")
+    if not path.is_file():
+        raise ValueError(f"{path}: the weights named in the checkpoint are missing")
+    with np.load(path) as data:
+        return [data[f"arr_{i}"] for i in range(len(data.files))]
+
+
 def read_state(output_dir: str | Path) -> dict | None:
     path = checkpoint_path(output_dir)
     if not path.is_file():

@@ -274,7 +274,10 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         tracker = MLflowTracker(cfg, loop.meta, params, state.get("run_id"))
     history: list[dict] = state["history"]
     last: dict = {}
-    best: dict = {"val": -1.0, "weights": None, "metrics": None}  # train.select = best_val
+    # train.select = best_val: every rank tracks the best val score (allreduced, so they agree); rank 0 alone
+    # keeps those weights, in memory and in a file beside the checkpoint (a resumed run still knows them).
+    best = state.get("best") or {"val": -1.0, "epoch": -1, "metrics": None}
+    best_weights = ckpt.read_weights(cfg.run.output_dir, "best") if rank == 0 and best["metrics"] else None
     try:
         for epoch in range(state["epoch"] + 1, cfg.train.epochs):
             if schedule.is_clustering(cfg.train, epoch) and not state["centroids_ready"]:
@@ -289,9 +292,12 @@ def run(cfg: Config, engine: Engine, track: bool = True,
             last = loop.run_epoch(epoch, steps, state["centroids_ready"])
             history.append({"epoch": epoch, **last})
             if cfg.train.select == "best_val" and last.get("val_cluster_acc", -1.0) > best["val"]:
-                engine.pull()
-                best.update(val=last["val_cluster_acc"], weights=model.get_weights(), metrics=dict(last),
-                            epoch=epoch)
+                best = {"val": last["val_cluster_acc"], "epoch": epoch, "metrics": dict(last)}
+                if rank == 0:
+                    engine.pull()
+                    best_weights = model.get_weights()
+                    ckpt.save_weights(cfg.run.output_dir, "best", best_weights)
+            state["best"] = best
             state.update(epoch=epoch, run_id=tracker.run_id if tracker else state["run_id"],
                          config=cfg.to_dict(), n_workers=size, engine=engine.name, finished=False, history=history)
             if rank == 0:
@@ -308,8 +314,10 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                 loop.init_centroids(model)
                 state["centroids_ready"] = True
             last = {**last, **loop.evaluate_all(True)}
-        if best["weights"] is not None:  # the clustering epoch that scored best on val, not the last one
-            model.set_weights(best["weights"])
+        if best["metrics"] is not None:  # the clustering epoch that scored best on val, not the last one
+            engine.pull()
+            if rank == 0:
+                model.set_weights(best_weights)
             engine.push()
             last = {**best["metrics"], "selected_epoch": float(best["epoch"])}
         sample = loop.eval_sample()
