@@ -26,7 +26,8 @@ def _local_store(monkeypatch):
 
 @pytest.fixture(scope="session")
 def trained(jet_dataset, tmp_path_factory):
-    """Train the tiny model (3 epochs: final α = 1 + 2·1 = 3) into a fresh directory with its own MLflow store.
+    """Train the tiny model (3 epochs; α of the epoch selected on val: 1 or 3) into a fresh directory with its own
+    MLflow store.
 
     Session-scoped rather than per module: the modules only read the model (and log evaluations beside it),
     and one training fewer keeps these tests within their time budget on two cores."""
@@ -39,7 +40,7 @@ def trained(jet_dataset, tmp_path_factory):
         cfg = load_config(None, {**TINY, "data.path": str(jet_dataset), "run.output_dir": str(out / "run")})
         result = train(cfg)
     return SimpleNamespace(cfg=cfg, result=result, run_id=result["run_id"], run_dir=Path(cfg.run.output_dir),
-                           model_path=Path(result["model_path"]), alpha=3.0)
+                           model_path=Path(result["model_path"]), alpha=result["alpha"])
 
 
 def reference_predictions(cfg, data: str | Path, model_path: str | Path, splits=("train", "test", "val")) -> dict:

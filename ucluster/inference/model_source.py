@@ -150,8 +150,11 @@ def keras_centroids(path: str | Path, info: KerasInfo) -> np.ndarray | None:
     return np.asarray(found[0], np.float32) if len(found) == 1 else None
 
 
-def final_alpha(cfg: Config) -> float:
-    """α of the last epoch (what the centroids were trained with); ``alpha_start`` if no clustering epoch ran."""
+def final_alpha(cfg: Config, trained: float | None = None) -> float:
+    """α the centroids were trained with: ``trained`` when the run recorded it (the epoch selected on val,
+    ``train.select: best_val``), else that of the last epoch; ``alpha_start`` if no clustering epoch ran."""
+    if trained is not None and trained > 0:
+        return float(trained)
     last = cfg.train.epochs - 1
     alpha = schedule.alpha(cfg.train, last) if last >= 0 else 0.0
     return float(alpha) if alpha > 0 else float(cfg.train.alpha_start)
@@ -230,7 +233,19 @@ def _from_path(path: Path) -> ModelSource:
             features = S.read_meta(cfg.data.path).feature_names
         except S.DatasetError:
             pass  # the training dataset moved: only the feature count can be checked
-    return _build(model, info, str(model), cfg, features)
+    return _build(model, info, str(model), cfg, features, trained_alpha=_trained_alpha_near(model))
+
+
+def _trained_alpha_near(model: Path) -> float | None:
+    """α of the epoch whose weights the model holds, from the checkpoint beside it (None when unknown)."""
+    from ucluster.train.checkpoint import read_state
+
+    try:
+        state = read_state(model.parent) or {}
+    except (OSError, ValueError, KeyError):
+        return None
+    metrics = (state.get("best") or {}).get("metrics") or {}
+    return metrics.get("alpha")
 
 
 def _config_near(model: Path) -> Config | None:
@@ -285,13 +300,13 @@ def _from_run(run_id: str, tracking: str, workdir: str | Path | None) -> ModelSo
         cfg = None
     names = run.data.params.get("data.feature_names")
     model = _build(local, keras_info(local), f"MLflow run {run_id}", cfg, names.split(",") if names else None,
-                   run_id=run_id, uri=uri)
+                   run_id=run_id, uri=uri, trained_alpha=run.data.metrics.get("final_alpha"))
     model.source = f"runs:/{run_id}"
     return model
 
 
 def _build(model: Path, info: KerasInfo, description: str, cfg: Config | None, features: list[str] | None,
-           run_id: str | None = None, uri: str | None = None) -> ModelSource:
+           run_id: str | None = None, uri: str | None = None, trained_alpha: float | None = None) -> ModelSource:
     p = info.max_particles or (cfg.data.max_particles if cfg else None)
     if p is None:
         raise InferenceError(f"{model}: the model accepts any particle count and no training config says which")
@@ -302,7 +317,8 @@ def _build(model: Path, info: KerasInfo, description: str, cfg: Config | None, f
     return ModelSource(
         model_path=str(model.absolute()), description=description, max_particles=int(p), n_features=info.n_features,
         n_clusters=info.n_clusters, n_outputs=info.n_outputs, latent_dim=info.latent_dim, feature_names=features,
-        classes=list(cfg.data.classes) if cfg else [], alpha=final_alpha(cfg) if cfg else None, selection=selection,
+        classes=list(cfg.data.classes) if cfg else [], alpha=final_alpha(cfg, trained_alpha) if cfg else None,
+        selection=selection,
         target=cfg.model.target if cfg else None, run_id=run_id, tracking_uri=uri,
         config=cfg.to_dict() if cfg else None)
 
