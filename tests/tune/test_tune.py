@@ -74,8 +74,9 @@ def test_two_trials_on_spark_nested_runs_halving_and_best_yaml(spark, tiny_confi
         assert child.data.tags["ucluster.tune.state"] == row["state"]
         assert float(child.data.params["train.beta"]) == pytest.approx(row["params"]["train.beta"])
         assert child.data.params["model.latent_dim"] == str(row["params"]["model.latent_dim"])
-        assert child.data.metrics["val_cluster_acc"] == pytest.approx(row["val_cluster_acc"])
-        assert child.data.metrics["test_cluster_acc"] == pytest.approx(row["test_cluster_acc"])
+        # the row holds the figures of the model the trial produced (the epoch selected on val): its final_*
+        assert child.data.metrics["final_val_cluster_acc"] == pytest.approx(row["val_cluster_acc"])
+        assert child.data.metrics["final_test_cluster_acc"] == pytest.approx(row["test_cluster_acc"])
         assert "test_nmi" in child.data.metrics and "test_ari" in child.data.metrics
         # a promoted trial resumed its own run: one history, clustering epochs 1..(epochs-1)
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "val_cluster_acc")]
