@@ -41,7 +41,7 @@ def test_export_loads_both_ways_and_registers(trained, tmp_path, capsys):
         features=tf.constant(features), mask=tf.constant(mask))
     np.testing.assert_allclose(served["distances"], ref["distances"], rtol=1e-4, atol=1e-5)
     np.testing.assert_array_equal(served["cluster"], np.argmin(ref["distances"], axis=1))
-    np.testing.assert_allclose(served["soft_assignment"], soft_assignment(np.asarray(ref["distances"]), 3.0),
+    np.testing.assert_allclose(served["soft_assignment"], soft_assignment(np.asarray(ref["distances"]), trained.alpha),
                                rtol=1e-4, atol=1e-6)
 
     client = MlflowClient(tracking_uri=tracking_uri(trained.run_dir))
