@@ -106,6 +106,9 @@ class _Loop:
         self.train = JetStream(cfg, "train", self.rank, self.size, self.meta)
         self.test = JetStream(cfg, "test", self.rank, self.size, self.meta)
         self.val = validation_stream(cfg, self.rank, self.size, self.meta)
+        # this worker's test-jet clusters at the k-means initialisation and at the last evaluation
+        self._init_assigned: np.ndarray | None = None
+        self._prev_assigned: np.ndarray | None = None
 
     # -- evaluation -------------------------------------------------------------------------------------
     def evaluate(self, stream: JetStream, with_clusters: bool, prefix: str = "test") -> tuple[dict, np.ndarray]:
@@ -141,12 +144,12 @@ class _Loop:
         """Fractions of test jets whose cluster changed since the k-means initialisation and since the previous
         evaluation: whether the deep k-means phase moves the assignment at all."""
         out = {}
-        refs = {"from_init": getattr(self, "_init_assigned", None), "from_prev": getattr(self, "_prev_assigned", None)}
+        refs = {"from_init": self._init_assigned, "from_prev": self._prev_assigned}
         for name, ref in refs.items():
             if ref is not None and len(ref) == len(assigned):
                 moved = self.engine.allreduce_sum(np.array([(ref != assigned).sum(), len(assigned)]))
                 out[f"test_moved_{name}"] = float(moved[0] / max(moved[1], 1.0))
-        if getattr(self, "_init_assigned", None) is None:
+        if self._init_assigned is None:
             self._init_assigned = assigned
         self._prev_assigned = assigned
         return out

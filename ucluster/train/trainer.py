@@ -115,19 +115,19 @@ def train_worker(config: dict) -> dict:
 
 def train(cfg: Config, spark=None) -> dict:
     """Validate on the driver, then run :func:`train_worker` on ``|run.np|`` workers of ``run.engine``."""
+    runner = None
     if cfg.run.engine == "jax":  # one process, one device: no launcher
         if cfg.run.np != -1:
             raise TrainingError(f"run.engine=jax trains in this process on one device; run.np must be -1, "
                                 f"not {cfg.run.np}")
-        for warning in preflight(cfg, 1)["warnings"]:
-            print(f"warning: {warning}", file=sys.stderr, flush=True)
-        Path(cfg.run.output_dir).mkdir(parents=True, exist_ok=True)
-        return train_worker(cfg.to_dict())
-    from ucluster.distributed import HorovodRunner
+    else:
+        from ucluster.distributed import HorovodRunner
 
-    runner = HorovodRunner(np=cfg.run.np, spark=spark)
-    runner.check_slots()
-    for warning in preflight(cfg, runner.num_workers)["warnings"]:
+        runner = HorovodRunner(np=cfg.run.np, spark=spark)
+        runner.check_slots()
+    for warning in preflight(cfg, runner.num_workers if runner else 1)["warnings"]:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     Path(cfg.run.output_dir).mkdir(parents=True, exist_ok=True)
+    if runner is None:
+        return train_worker(cfg.to_dict())
     return runner.run(train_worker, config=cfg.to_dict())
