@@ -105,6 +105,9 @@ class RunConfig:
     progress: bool = True
     deterministic: bool = False  # TensorFlow deterministic ops (bit-reproducible resumes; a little slower)
     threads_per_worker: int = 0  # TensorFlow intra-op threads per worker; 0 = this host's cores / local workers
+    registered_model: str = "ucluster"  # registry name the final model gets a version of; empty: log, don't register
+    source: str = ""  # what launched the run (MLflow's Source): filled in by train() when empty
+    source_commit: str = ""  # git commit of that code: filled in by train() when empty and known
 
 
 @dataclass

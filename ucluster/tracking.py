@@ -44,3 +44,34 @@ def ui_hint(output_dir: str | Path, configured_uri: str = "") -> str:
     if uri.startswith("sqlite:"):
         return f".venv/bin/mlflow ui --backend-store-uri {uri}"
     return f"open the MLflow UI of {uri}"
+
+
+def launch_source() -> tuple[str, str]:
+    """``(source, git commit)`` of the code that launched a training, for the run's Source in the MLflow UI.
+
+    A Databricks notebook gives its workspace path; a script its path relative to the repository (e.g.
+    ``jobs/train.py``) or its absolute path. The commit is the repository's HEAD when it is a git checkout.
+    """
+    import subprocess
+    import sys
+
+    repo = Path(__file__).resolve().parent.parent
+    source = ""
+    try:
+        from mlflow.utils import databricks_utils
+
+        if databricks_utils.is_in_databricks_notebook():
+            source = databricks_utils.get_notebook_path() or ""
+    except Exception:  # noqa: BLE001 - not on Databricks, or an MLflow without these helpers
+        source = ""
+    if not source and sys.argv and sys.argv[0]:
+        script = Path(sys.argv[0]).resolve()
+        source = str(script.relative_to(repo)) if script.is_relative_to(repo) else str(script)
+    commit = ""
+    if (repo / ".git").exists():
+        try:
+            commit = subprocess.run(["git", "-C", str(repo), "rev-parse", "HEAD"], capture_output=True, text=True,
+                                    timeout=10, check=True).stdout.strip()
+        except (OSError, subprocess.SubprocessError):
+            commit = ""
+    return source, commit

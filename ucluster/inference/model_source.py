@@ -1,9 +1,10 @@
 """Resolve ``--model`` to a local ``.keras`` file plus what its training run knew.
 
-``--model`` may be an MLflow run (``runs:/<id>`` or the bare 32-hex id: ``model/model.keras`` and
-``config.yaml`` are downloaded from the run), a ``.keras`` file, or a directory holding one (a training
-``--out``, an export, or downloaded run artifacts). Assignment needs more than the weights: the feature names
-and particle count the model was trained on (to refuse a dataset it cannot read), the classes and jet
+``--model`` may be a registered model version (``models:/<name>/<version>`` or ``models:/<name>@<alias>``), an
+MLflow run (``runs:/<id>`` or the bare 32-hex id: its logged MLflow model ``model``, or for runs of older versions
+the ``model/model.keras`` artifact and ``config.yaml``), a ``.keras`` file, or a directory holding one (a training
+``--out``, an export, a downloaded MLflow model or run artifacts). Assignment needs more than the weights: the
+feature names and particle count the model was trained on (to refuse a dataset it cannot read), the classes and jet
 selection (for evaluation) and the final α (for soft assignments). Those come from, in order, an export's
 ``ucluster_model.json`` card, the run's parameters and ``config.yaml``, or the training checkpoint next to the
 file. Shapes are read from the ``.keras`` archive's JSON, so the driver never needs TensorFlow for this.
@@ -31,7 +32,8 @@ from ucluster.inference import InferenceError
 from ucluster.train import schedule
 
 CARD = "ucluster_model.json"
-MODEL_ARTIFACT = "model/model.keras"
+MODEL_ARTIFACT = "model/model.keras"  # runs logged before the MLflow model (``model`` with artifacts/model.keras)
+LOGGED_MODEL = "model"
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 
 
@@ -190,10 +192,14 @@ class ModelSource:
 
 
 def resolve_model(spec: str, tracking: str = "", workdir: str | Path | None = None) -> ModelSource:
-    """``spec``: ``runs:/<id>[/...]``, a bare run id, a ``.keras`` file or a directory holding ``model.keras``."""
+    """``spec``: ``models:/<name>/<version>`` or ``@<alias>``, ``runs:/<id>[/...]``, a bare run id, a ``.keras``
+    file or a directory holding ``model.keras``."""
     spec = str(spec or "").strip()
     if not spec:
-        raise InferenceError("no model given (--model: an MLflow run id, runs:/<id>, or a .keras file)")
+        raise InferenceError("no model given (--model: models:/<name>/<version>, an MLflow run id, runs:/<id>, "
+                             "or a .keras file)")
+    if spec.startswith("models:/"):
+        return _from_registry(spec, tracking, workdir)
     if spec.startswith("runs:/"):
         return _from_run(spec[len("runs:/"):].strip("/").split("/")[0], tracking, workdir)
     path = Path(spec)
@@ -210,7 +216,9 @@ def resolve_model(spec: str, tracking: str = "", workdir: str | Path | None = No
 def _from_path(path: Path) -> ModelSource:
     model = path
     if path.is_dir():
-        found = [c for c in (path / "model.keras", path / MODEL_ARTIFACT) if c.is_file()]
+        candidates = (path / "model.keras", path / MODEL_ARTIFACT, path / "artifacts" / "model.keras",
+                      path / LOGGED_MODEL / "artifacts" / "model.keras")
+        found = [c for c in candidates if c.is_file()]
         if not found:
             raise InferenceError(f"{path}: no model.keras in this directory")
         model = found[0]
@@ -285,6 +293,15 @@ def _from_run(run_id: str, tracking: str, workdir: str | Path | None) -> ModelSo
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal
     dst = Path(workdir) if workdir else scratch_dir("ucluster-model-")
     dst.mkdir(parents=True, exist_ok=True)
+    try:  # the MLflow model (it carries its card); runs of older versions only have the .keras artifact
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/{LOGGED_MODEL}",
+                                                         dst_path=str(dst / "logged"), tracking_uri=uri))
+        if (local / "artifacts" / CARD).is_file():
+            model = _from_path(local)
+            model.source = f"runs:/{run_id}"
+            return model
+    except (MlflowException, OSError):
+        pass
     try:
         local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=MODEL_ARTIFACT,
                                                          dst_path=str(dst), tracking_uri=uri))
@@ -302,6 +319,29 @@ def _from_run(run_id: str, tracking: str, workdir: str | Path | None) -> ModelSo
     model = _build(local, keras_info(local), f"MLflow run {run_id}", cfg, names.split(",") if names else None,
                    run_id=run_id, uri=uri, trained_alpha=run.data.metrics.get("final_alpha"))
     model.source = f"runs:/{run_id}"
+    return model
+
+
+def _from_registry(spec: str, tracking: str, workdir: str | Path | None) -> ModelSource:
+    """A registered model version (``models:/name/version`` or ``models:/name@alias``), downloaded."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    body = spec[len("models:/"):].strip("/")
+    if not body or ("/" not in body and "@" not in body):
+        raise InferenceError(f"{spec}: expected models:/<name>/<version> or models:/<name>@<alias>")
+    uri = store_uri(tracking)
+    check_store(uri)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    dst = Path(workdir) if workdir else scratch_dir("ucluster-model-")
+    dst.mkdir(parents=True, exist_ok=True)
+    try:
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=str(dst), tracking_uri=uri,
+                                                         registry_uri=uri))
+    except (MlflowException, OSError) as exc:
+        raise InferenceError(f"{spec}: no such registered model version in {uri} ({_first_line(exc)})") from None
+    model = _from_path(local)
+    model.source = spec
     return model
 
 

@@ -30,6 +30,10 @@ def _set_threads() -> None:
 
     Only effective before TensorFlow's runtime starts, i.e. on the first model load of a process.
     """
+    import keras
+
+    if keras.backend.backend() != "tensorflow":
+        return
     import tensorflow as tf
 
     threads = int(os.environ.get("UCLUSTER_TF_THREADS", "0"))
@@ -50,23 +54,35 @@ def _set_threads() -> None:
 
 
 class Predictor:
-    """A loaded model with one compiled forward pass over (B, P, F) features and (B, P) masks."""
+    """A loaded model with one compiled forward pass over (B, P, F) features and (B, P) masks.
+
+    On TensorFlow (assignment, serving) the pass is one ``tf.function`` with a fixed signature, traced once; on
+    another Keras backend (a JAX training logging its model) Keras' own compiled predict step is used.
+    """
 
     def __init__(self, model: Any):
-        import tensorflow as tf
+        import keras
 
         self.model = model
         spec = model.input["features"] if isinstance(model.input, dict) else model.inputs[0]
         self.max_particles, self.n_features = int(spec.shape[1]), int(spec.shape[2])
         self.widths = {name: int(model.output[name].shape[-1]) for name in ("logits", "latent", "distances")}
+        if keras.backend.backend() == "tensorflow":
+            import tensorflow as tf
 
-        @tf.function(input_signature=[tf.TensorSpec((None, self.max_particles, self.n_features), tf.float32),
-                                      tf.TensorSpec((None, self.max_particles), tf.float32)])
-        def forward(features, mask):
-            out = model({"features": features, "mask": mask}, training=False)
-            return out["logits"], out["latent"], out["distances"]
+            @tf.function(input_signature=[tf.TensorSpec((None, self.max_particles, self.n_features), tf.float32),
+                                          tf.TensorSpec((None, self.max_particles), tf.float32)])
+            def forward(features, mask):
+                out = model({"features": features, "mask": mask}, training=False)
+                return out["logits"], out["latent"], out["distances"]
 
-        self._forward = forward
+            self._forward = lambda f, m: [t.numpy() for t in forward(f, m)]
+        else:
+            def forward_any(features, mask):
+                out = model.predict_on_batch({"features": features, "mask": mask})
+                return [np.asarray(out[n]) for n in ("logits", "latent", "distances")]
+
+            self._forward = forward_any
 
     def __call__(self, features: np.ndarray, mask: np.ndarray, batch_size: int = 1024) -> dict[str, np.ndarray]:
         """``logits``, ``latent`` and ``distances`` for every jet, run ``batch_size`` jets at a time."""
@@ -74,8 +90,8 @@ class Predictor:
         parts: dict[str, list[np.ndarray]] = {n: [np.zeros((0, self.widths[n]), np.float32)] for n in names}
         for start in range(0, len(features), batch_size):
             out = self._forward(features[start:start + batch_size], mask[start:start + batch_size])
-            for name, tensor in zip(names, out, strict=True):
-                parts[name].append(tensor.numpy())
+            for name, values in zip(names, out, strict=True):
+                parts[name].append(values)
         return {n: np.concatenate(v) for n, v in parts.items()}
 
 
@@ -100,6 +116,19 @@ def softmax(x: np.ndarray) -> np.ndarray:
 def soft_assignment(distances: np.ndarray, alpha: float) -> np.ndarray:
     """``softmax(-α (d - min d))``, the deep k-means assignment of ``ucluster.model.soft_assignments``."""
     return softmax(-alpha * (distances - distances.min(axis=-1, keepdims=True)))
+
+
+def predict_arrays(predictor: Predictor, feats: np.ndarray, mask: np.ndarray, alpha: float,
+                   batch_size: int = 1024, with_latent: bool = False) -> dict[str, np.ndarray]:
+    """Cluster id, squared distances, soft assignment and classification scores of every jet: the one
+    definition the Spark job and the MLflow model share."""
+    out = predictor(feats, mask, batch_size)
+    dist = out["distances"]
+    result = {CLUSTER: dist.argmin(axis=-1).astype(np.int32), DISTANCES: dist, SOFT: soft_assignment(dist, alpha),
+              SCORES: softmax(out["logits"])}
+    if with_latent:
+        result[LATENT] = out["latent"]
+    return result
 
 
 def _list_column(values: np.ndarray) -> pa.ListArray:
@@ -136,16 +165,9 @@ def assign_batch(batch: pa.RecordBatch, predictor: Predictor, spec: AssignSpec) 
     """One Arrow batch of dataset rows -> the same jets with cluster, distances, soft assignment and scores."""
     n_particles = batch.column(S.N_PARTICLES).to_numpy(zero_copy_only=False)
     feats, mask = model_inputs(batch.column(S.FEATURES), n_particles, spec.dataset_meta(), spec.max_particles)
-    out = predictor(feats, mask, spec.batch_size)
-    dist = out["distances"]
-    columns: dict[str, pa.Array] = {
-        CLUSTER: pa.array(dist.argmin(axis=-1).astype(np.int32)),
-        DISTANCES: _list_column(dist),
-        SOFT: _list_column(soft_assignment(dist, spec.alpha)),
-        SCORES: _list_column(softmax(out["logits"])),
-    }
-    if spec.with_latent:
-        columns[LATENT] = _list_column(out["latent"])
+    out = predict_arrays(predictor, feats, mask, spec.alpha, spec.batch_size, spec.with_latent)
+    columns: dict[str, pa.Array] = {CLUSTER: pa.array(out[CLUSTER])}
+    columns.update({name: _list_column(values) for name, values in out.items() if name != CLUSTER})
     names = output_columns(batch.schema.names, spec.with_latent)
     arrays = [columns[n] if n in columns else batch.column(n) for n in names]
     return pa.RecordBatch.from_arrays(arrays, names=names)

@@ -1,10 +1,15 @@
 """Rank 0's MLflow run: params once, metrics per epoch, plots and the model at the end.
 
-The loop (:mod:`ucluster.train.loop`) calls it on rank 0 only; nothing here knows about engines.
+The loop (:mod:`ucluster.train.loop`) calls it on rank 0 only; nothing here knows about engines. The run says
+where it came from (the job or notebook that launched the training, not Horovod's launcher script that runs
+this code, and the git commit) and which dataset it read (``mlflow.log_input``: path, digest, split counts);
+it ends with the model logged as an MLflow pyfunc model and registered (:mod:`ucluster.inference.pyfunc`).
 """
 
 from __future__ import annotations
 
+import hashlib
+import sys
 import tempfile
 from pathlib import Path
 
@@ -28,10 +33,16 @@ class MLflowTracker:
         self.cfg = cfg
         setup_mlflow(cfg.run.output_dir, cfg.run.experiment, cfg.run.tracking_uri)
         # A new run may be a child (a tuning trial); a resumed run keeps the tags it was created with.
-        tags = {"mlflow.parentRunId": cfg.run.parent_run_id} if cfg.run.parent_run_id and run_id is None else None
+        self.meta = meta
+        tags = None
+        if run_id is None:
+            tags = source_tags(cfg)
+            if cfg.run.parent_run_id:
+                tags["mlflow.parentRunId"] = cfg.run.parent_run_id
         run = mlflow.start_run(run_id=run_id, run_name=cfg.run.run_name or None, tags=tags)
         self.run_id = run.info.run_id
         if run_id is None:
+            log_dataset(cfg.data.path, meta)
             flat = {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in cfg.flat().items()}
             flat.update(params)
             flat.update({"data.n_features": meta.n_features, "data.feature_names": ",".join(meta.feature_names),
@@ -76,7 +87,7 @@ class MLflowTracker:
                                    tmp / "jet_pt_per_cluster.png", xlabel="jet pT [GeV]")
             for f in tmp.iterdir():
                 mlflow.log_artifact(str(f))
-        mlflow.log_artifact(str(model_path), "model")
+        self.log_model(model_path, final)
         summary = {f"final_{key}": v for key, v in final.items() if not isinstance(v, dict)}
         for kind in ("purity", "efficiency"):
             summary.update({f"final_{kind}_{n}": v for n, v in final[kind].items()})
@@ -84,8 +95,86 @@ class MLflowTracker:
         mlflow.end_run()
         return {"run_id": self.run_id}
 
+    def log_model(self, model_path: Path, final: dict) -> None:
+        """The model as an MLflow pyfunc model (``runs:/<id>/model``), registered as ``run.registered_model``."""
+        import mlflow
+
+        from ucluster.inference.model_source import _build, keras_info
+        from ucluster.inference.pyfunc import log_pyfunc
+
+        card = _build(model_path, keras_info(model_path), f"MLflow run {self.run_id}", self.cfg,
+                      list(self.meta.feature_names), run_id=self.run_id, uri=mlflow.get_tracking_uri(),
+                      trained_alpha=final.get("alpha")).card()
+        _, registered, note = log_pyfunc(model_path, card, example=_example_rows(self.cfg.data.path),
+                                         registered_model=self.cfg.run.registered_model)
+        if registered:
+            mlflow.set_tag("ucluster.registered_model", registered)
+            if self.cfg.run.progress:
+                print(f"model registered as models:/{registered}", flush=True)
+        elif note:
+            print(f"warning: {note}", file=sys.stderr, flush=True)
+
     def fail(self) -> None:
         import mlflow
 
         if mlflow.active_run():
             mlflow.end_run(status="FAILED")
+
+
+def source_tags(cfg: Config) -> dict[str, str]:
+    """MLflow's source tags from ``run.source`` / ``run.source_commit`` (filled in by the driver)."""
+    tags = {}
+    if cfg.run.source:
+        notebook = not cfg.run.source.endswith(".py")
+        tags.update({"mlflow.source.name": cfg.run.source, "mlflow.source.type": "NOTEBOOK" if notebook else "JOB"})
+        if notebook:
+            tags["mlflow.databricks.notebookPath"] = cfg.run.source
+    if cfg.run.source_commit:
+        tags["mlflow.source.git.commit"] = cfg.run.source_commit
+    return tags
+
+
+def dataset_digest(root: str | Path, meta: S.DatasetMeta) -> tuple[str, dict[str, int]]:
+    """A digest of the dataset (its metadata and every file's name and size) and the jets per split."""
+    import pyarrow.parquet as pq
+
+    h = hashlib.sha256(meta.to_json(with_counts=False).encode())
+    counts = {}
+    for split in S.SPLITS:
+        n = 0
+        for f in S.split_files(root, split):
+            h.update(f"{split}/{f.name}:{f.stat().st_size}".encode())
+            n += pq.ParquetFile(f).metadata.num_rows
+        if n:
+            counts[split] = n
+    return h.hexdigest()[:16], counts
+
+
+def log_dataset(root: str | Path, meta: S.DatasetMeta) -> None:
+    """The Parquet dataset as the run's input, so that runs can be compared and filtered by data."""
+    import mlflow
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
+    from mlflow.data.meta_dataset import MetaDataset
+    from mlflow.types.schema import ColSpec, Schema
+
+    digest, counts = dataset_digest(root, meta)
+    source = resolve_dataset_source(str(Path(root).absolute()) if "://" not in str(root) else str(root))
+    schema = Schema([ColSpec("binary", S.FEATURES), ColSpec("integer", S.N_PARTICLES), ColSpec("integer", S.LABEL)])
+    dataset = MetaDataset(source, name=Path(str(root).rstrip("/")).name, digest=digest, schema=schema)
+    tags = {f"{split}_jets": str(n) for split, n in counts.items()}
+    tags.update({"features": ",".join(meta.feature_names), "particles_per_jet": str(meta.n_particles),
+                 "classes": ",".join(meta.class_names)})
+    mlflow.log_input(dataset, context="training", tags=tags)
+
+
+def _example_rows(root: str | Path, rows: int = 2):
+    """The first jets of the test split, as the logged model's input example."""
+    import pyarrow.parquet as pq
+
+    from ucluster.inference.pyfunc import input_example
+
+    files = S.split_files(root, "test")
+    if not files:
+        return None
+    table = pq.ParquetFile(files[0]).read_row_group(0, columns=[S.FEATURES, S.N_PARTICLES])
+    return input_example(table, rows)

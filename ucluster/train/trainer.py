@@ -115,6 +115,14 @@ def train_worker(config: dict) -> dict:
 
 def train(cfg: Config, spark=None) -> dict:
     """Validate on the driver, then run :func:`train_worker` on ``|run.np|`` workers of ``run.engine``."""
+    import dataclasses
+
+    from ucluster.tracking import launch_source
+
+    if not cfg.run.source or not cfg.run.source_commit:  # the workers run Horovod's launcher, not the job
+        source, commit = launch_source()
+        cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, source=cfg.run.source or source,
+                                                               source_commit=cfg.run.source_commit or commit))
     runner = None
     if cfg.run.engine == "jax":  # one process, one device: no launcher
         if cfg.run.np != -1:

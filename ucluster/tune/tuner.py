@@ -116,7 +116,7 @@ def _trial_run_config(base: Config, out: Path, number: int, parent_id: str, uri:
         data = dataclasses.replace(data, path=str(Path(data.path).absolute()))
     run = dataclasses.replace(base.run, output_dir=str(out / "trials" / f"trial_{number:04d}"),
                               run_name=f"trial-{number}", parent_run_id=parent_id, tracking_uri=uri,
-                              resume=False, np=1)
+                              resume=False, np=1, registered_model="")
     return dataclasses.replace(base, data=data, run=run)
 
 
