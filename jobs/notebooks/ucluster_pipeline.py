@@ -108,9 +108,12 @@ print(f"MLflow run {RUN_ID}: test clustering accuracy {result['test_cluster_acc'
 
 from ucluster.inference.assign import assign
 
-assignment = assign(spark, f"runs:/{RUN_ID}", DATASET, CLUSTERS, overwrite=True, with_latent=True,
-                    tracking=TRACKING)
-print(f"{assignment.jets} jets assigned in {assignment.seconds:.1f} s -> {CLUSTERS}: {assignment.counts}")
+# The model registry's version of this training (run.registered_model; on Databricks with Unity Catalog give
+# it a three-level name, catalog.schema.ucluster); the run itself where the store has no registry.
+MODEL_URI = f"models:/{result['registered_model']}" if result.get("registered_model") else f"runs:/{RUN_ID}"
+assignment = assign(spark, MODEL_URI, DATASET, CLUSTERS, overwrite=True, with_latent=True, tracking=TRACKING)
+print(f"{assignment.jets} jets assigned with {MODEL_URI} in {assignment.seconds:.1f} s -> {CLUSTERS}: "
+      f"{assignment.counts}")
 
 # COMMAND ----------
 

@@ -85,18 +85,24 @@ def export_model(model: ModelSource, out: str | Path, *, overwrite: bool = False
 
 
 def register(result: ExportResult, model: ModelSource, out: Path, name: str, tracking: str, experiment: str) -> None:
-    """Log the export into the model's run (or a new run) and create a version of registered model ``name``.
+    """Log the export into the model's run (or a new run) and register it as an MLflow model version of ``name``.
 
-    A store without a model registry (or that refuses the name) leaves a note instead of failing the export.
+    The version is an MLflow pyfunc model (:mod:`ucluster.inference.pyfunc`), so ``mlflow.pyfunc.load_model``,
+    ``spark_udf`` and ``mlflow models serve`` take ``models:/<name>/<version>``. A store without a model registry
+    (or that refuses the name) leaves a note instead of failing the export.
     """
+    import mlflow
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from ucluster.config import RunConfig
     from ucluster.inference.model_source import check_store, open_experiment, store_uri
+    from ucluster.inference.pyfunc import log_pyfunc
 
     value = tracking or model.tracking_uri or ""
     uri = store_uri(value)
+    card = {**model.card(), "alpha": result.alpha}
+    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     try:
         if model.run_id:
             check_store(uri)
@@ -106,16 +112,14 @@ def register(result: ExportResult, model: ModelSource, out: Path, name: str, tra
             client, uri, exp_id = open_experiment(value, RunConfig().output_dir, experiment)
             run_id = client.create_run(exp_id, run_name="export", tags={"ucluster.job": "export"}).info.run_id
         client.log_artifacts(run_id, str(out), artifact_path="export")
+        mlflow.set_tracking_uri(uri)
+        mlflow.set_registry_uri(uri)
+        with mlflow.start_run(run_id=run_id):
+            _, registered, note = log_pyfunc(out / "model.keras", card, name="export_model", registered_model=name)
         if not model.run_id:
             client.set_terminated(run_id)
-        source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/export"
-        try:
-            client.get_registered_model(name)
-        except MlflowException:
-            client.create_registered_model(name, description="UCluster jet clustering (ABCnet + deep k-means)")
-        version = client.create_model_version(name, source=source, run_id=run_id,
-                                              tags={"alpha": str(result.alpha), "n_clusters": str(model.n_clusters)},
-                                              description=f"export of {model.description}")
-        result.registered, result.run_id = f"{name}/{version.version}", run_id
+        result.registered, result.run_id, result.note = registered, run_id, note
     except MlflowException as exc:
         result.note = f"not registered in {uri}: {str(exc).strip().splitlines()[0]}"
+    finally:
+        mlflow.set_tracking_uri(previous)

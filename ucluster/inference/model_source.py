@@ -294,9 +294,8 @@ def _from_run(run_id: str, tracking: str, workdir: str | Path | None) -> ModelSo
     dst = Path(workdir) if workdir else scratch_dir("ucluster-model-")
     dst.mkdir(parents=True, exist_ok=True)
     try:  # the MLflow model (it carries its card); runs of older versions only have the .keras artifact
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=f"runs:/{run_id}/{LOGGED_MODEL}",
-                                                         dst_path=str(dst / "logged"), tracking_uri=uri))
-        if (local / "artifacts" / CARD).is_file():
+        local = _download_logged_model(client, run, dst / "logged")
+        if local is not None and (local / "artifacts" / CARD).is_file():
             model = _from_path(local)
             model.source = f"runs:/{run_id}"
             return model
@@ -320,6 +319,19 @@ def _from_run(run_id: str, tracking: str, workdir: str | Path | None) -> ModelSo
                    run_id=run_id, uri=uri, trained_alpha=run.data.metrics.get("final_alpha"))
     model.source = f"runs:/{run_id}"
     return model
+
+
+def _download_logged_model(client, run, dst: Path) -> Path | None:
+    """The run's logged MLflow model ``model``, downloaded through this client's store (not the process's)."""
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+
+    found = [m for m in client.search_logged_models(experiment_ids=[run.info.experiment_id],
+                                                    filter_string=f"name = '{LOGGED_MODEL}'")
+             if m.source_run_id == run.info.run_id]
+    if not found:
+        return None
+    dst.mkdir(parents=True, exist_ok=True)
+    return Path(get_artifact_repository(found[0].artifact_location).download_artifacts("", str(dst)))
 
 
 def _from_registry(spec: str, tracking: str, workdir: str | Path | None) -> ModelSource:

@@ -87,15 +87,15 @@ class MLflowTracker:
                                    tmp / "jet_pt_per_cluster.png", xlabel="jet pT [GeV]")
             for f in tmp.iterdir():
                 mlflow.log_artifact(str(f))
-        self.log_model(model_path, final)
+        registered = self.log_model(model_path, final)
         summary = {f"final_{key}": v for key, v in final.items() if not isinstance(v, dict)}
         for kind in ("purity", "efficiency"):
             summary.update({f"final_{kind}_{n}": v for n, v in final[kind].items()})
         mlflow.log_metrics(_finite(summary))
         mlflow.end_run()
-        return {"run_id": self.run_id}
+        return {"run_id": self.run_id, "registered_model": registered}
 
-    def log_model(self, model_path: Path, final: dict) -> None:
+    def log_model(self, model_path: Path, final: dict) -> str | None:
         """The model as an MLflow pyfunc model (``runs:/<id>/model``), registered as ``run.registered_model``."""
         import mlflow
 
@@ -113,6 +113,7 @@ class MLflowTracker:
                 print(f"model registered as models:/{registered}", flush=True)
         elif note:
             print(f"warning: {note}", file=sys.stderr, flush=True)
+        return registered
 
     def fail(self) -> None:
         import mlflow
