@@ -24,6 +24,7 @@ import json
 import math
 import sys
 import time
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -191,6 +192,28 @@ def unpack(packed: Path, out: Path, row_group_size: int = 4096) -> Path:
     return out
 
 
+def simulate(out: str, kinds: str, jets_per_kind: int, seed: int, jets_per_task: int, procs: int,
+             max_particles: int = 100) -> list[str]:
+    """``jobs/simulate_jets`` without Spark (GPU machines have no JVM): the same tasks, seeds and files, run by a
+    pool of ``procs`` processes (one Pythia per task)."""
+    from concurrent.futures import ProcessPoolExecutor
+
+    from ucluster.sim import pythia_jets
+
+    tasks = pythia_jets.plan_tasks(kinds, jets_per_kind, seed, jets_per_task)
+    with ProcessPoolExecutor(procs) as pool:
+        records = list(pool.map(pythia_jets.run_task, tasks, [out] * len(tasks), [max_particles] * len(tasks)))
+    failed = [r for r in records if r["error"]]
+    for r in failed:
+        print(f"task {r['kind']} seed {r['seed']} failed: {r['error']}", file=sys.stderr)
+    files = sorted(r["path"] for r in records if r["path"])
+    for kind, (n_jets, median) in pythia_jets.summarize_files(files).items():
+        print(f"{kind}: {n_jets} jets, median jet mass {median:.1f} GeV", flush=True)
+    if failed:
+        raise RuntimeError(f"{len(failed)} of {len(tasks)} simulation tasks failed")
+    return files
+
+
 def run(args: argparse.Namespace) -> dict:
     import dataclasses
 
@@ -246,6 +269,12 @@ def selected_on_val(history: list[dict], key: str) -> dict:
     return {"epoch": best["epoch"], "val": best[f"val_{key}"], "test": best[f"test_{key}"]}
 
 
+def _epoch_line(run: str, epoch: int, m: dict) -> None:
+    """One line per epoch (so that a run stopped part-way still leaves its curve in the log)."""
+    keys = ("loss", "test_class_acc", "val_cluster_acc", "test_cluster_acc", "test_nmi", "test_moved_from_init")
+    print(f"EPOCH {run} {epoch} " + " ".join(f"{k}={m[k]:.4f}" for k in keys if k in m), flush=True)
+
+
 def sweep(args: argparse.Namespace) -> dict:
     """Each ``--variant name:section.field=value,...`` over every seed, through the one training loop; one
     table row per run with the last-epoch figures and those of the epoch selected on val."""
@@ -263,7 +292,7 @@ def sweep(args: argparse.Namespace) -> dict:
             cfg = load_config(args.config, {**common, **changes, "train.seed": seed, "run.output_dir": out_dir,
                                             "run.progress": False})
             t0 = time.perf_counter()
-            r = loop.run(cfg, JaxLocalEngine(), track=False)
+            r = loop.run(cfg, JaxLocalEngine(), track=False, on_epoch=partial(_epoch_line, f"{name}_seed{seed}"))
             h = r["history"]
             cls, clu = selected_on_val(h, "class_acc"), selected_on_val(h, "cluster_acc")
             row = {"variant": name, "seed": seed, "test_class_acc": r.get("test_class_acc", math.nan),
@@ -274,6 +303,8 @@ def sweep(args: argparse.Namespace) -> dict:
                    "val_cluster_acc": r.get("val_cluster_acc", math.nan),
                    "sel_test_cluster_acc": clu["test"], "sel_cluster_epoch": clu["epoch"],
                    "test_nmi": r.get("test_nmi", math.nan), "test_ari": r.get("test_ari", math.nan),
+                   "selected_epoch": r.get("selected_epoch", math.nan),
+                   "purity": "/".join(f"{p:.3f}" for p in r.get("purity", {}).values()),
                    "seconds": time.perf_counter() - t0}
             rows.append(row)
             runs[f"{name}_seed{seed}"] = {"changes": changes, **r}
@@ -321,6 +352,13 @@ def main(argv: list[str] | None = None) -> int:
     pk.add_argument("--part-mb", type=float, default=55.0)
     pk.add_argument("--max-particles", type=int, default=0, help="keep each jet's leading N particles (0 = all)")
     pk.add_argument("--config", default=None, help="the selection (data.classes, mass window) to keep")
+    sm = sub.add_parser("simulate", help="jobs/simulate_jets without Spark: a local process pool")
+    sm.add_argument("--out", required=True)
+    sm.add_argument("--kinds", default="w,z,t")
+    sm.add_argument("--jets-per-kind", type=int, default=1000)
+    sm.add_argument("--seed", type=int, default=1)
+    sm.add_argument("--jets-per-task", type=int, default=250)
+    sm.add_argument("--procs", type=int, default=1)
     up = sub.add_parser("unpack", help="a Parquet dataset from packed parts")
     up.add_argument("--packed", required=True)
     up.add_argument("--out", required=True)
@@ -355,6 +393,8 @@ def main(argv: list[str] | None = None) -> int:
             for part in parts:
                 mb = sum(f.stat().st_size for f in part.iterdir()) / 1e6
                 print(f"{part}: {mb:.1f} MB")
+        elif args.command == "simulate":
+            simulate(args.out, args.kinds, args.jets_per_kind, args.seed, args.jets_per_task, args.procs)
         elif args.command == "unpack":
             out = Path(args.out)
             if out.exists():

@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import difflib
+import math
 import types
 import typing
 from dataclasses import dataclass, field
@@ -18,7 +19,11 @@ from typing import Any
 
 import yaml
 
-TARGETS = ("mass_bins", "mass_sd_bins", "truth")
+TARGETS = ("mass_bins", "mass_sd_bins", "joint_bins", "truth")
+# jet variables a joint_bins target can bin: the jet mass, the soft-drop mass (both over [data.mass_min,
+# data.mass_max]) and the N-subjettiness ratios (over [0, 1])
+TARGET_VARS = ("mass", "mass_sd", "tau21", "tau32")
+KMEANS_SPACES = ("latent", "target")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ucluster.yaml"
 
 
@@ -41,6 +46,10 @@ class DataConfig:
     reader_threads: int = 2  # row groups read and decoded in parallel by each worker
     max_train_jets: int = 0  # 0 = all; caps the jets each epoch reads (global, split across workers)
     max_eval_jets: int = 0  # 0 = all; caps the test jets evaluated
+    # [mass_min, mass_max, pt_min, pt_max] of the jets evaluated (test and val splits); empty = the training
+    # selection above. jobs/tune.py pins it to the base config's, so trials that change the training selection
+    # are still all scored on the same jets.
+    eval_window: list[float] = field(default_factory=list)
 
 
 @dataclass
@@ -65,6 +74,9 @@ class ModelConfig:
     target: str = "mass_bins"
     mass_bins: int = 20  # equal-width jet-mass bins over [data.mass_min, data.mass_max]
     bin_smoothing: float = 0.0  # Gaussian width (in bins) of the mass-bin targets; 0 = one-hot (the paper's)
+    # target "joint_bins": one class per cell of the equal-width grid target_vars x target_bins (no labels)
+    target_vars: list[str] = field(default_factory=lambda: ["mass_sd", "tau21"])
+    target_bins: list[int] = field(default_factory=lambda: [10, 4])
 
 
 @dataclass
@@ -88,6 +100,9 @@ class TrainConfig:
     seed: int = 42
     steps_per_epoch: int = 0  # 0 = as many full batches as the smallest shard allows
     select: str = "best_val"  # final model: "last" epoch, or "best_val" (the clustering epoch best on the val split)
+    # where k-means finds the initial clusters: "latent" (the latent vectors themselves), or "target" (the
+    # classifier's expected target coordinates; the centroids are then the mean latent of each cluster)
+    kmeans_space: str = "latent"
 
 
 @dataclass
@@ -227,6 +242,9 @@ def validate(cfg: Config) -> None:
     checks = [
         (d.mass_min < d.mass_max, "data.mass_min must be below data.mass_max"),
         (d.pt_min < d.pt_max, "data.pt_min must be below data.pt_max"),
+        (not d.eval_window or (len(d.eval_window) == 4 and d.eval_window[0] < d.eval_window[1]
+                               and d.eval_window[2] < d.eval_window[3]),
+         "data.eval_window must be empty or [mass_min, mass_max, pt_min, pt_max] with min < max"),
         (len(d.classes) >= 1, "data.classes must name at least one class"),
         (d.max_particles >= 2, "data.max_particles must be at least 2"),
         (d.shuffle_buffer >= 1, "data.shuffle_buffer must be positive"),
@@ -235,10 +253,18 @@ def validate(cfg: Config) -> None:
         (m.target in TARGETS, f"model.target must be one of {', '.join(TARGETS)}, got '{m.target}'"),
         (m.mass_bins >= 2, "model.mass_bins must be at least 2"),
         (m.bin_smoothing >= 0, "model.bin_smoothing must be >= 0"),
+        (len(m.target_vars) >= 1 and len(m.target_vars) == len(m.target_bins),
+         "model.target_vars and model.target_bins must have the same, non-zero length"),
+        (all(v in TARGET_VARS for v in m.target_vars),
+         f"model.target_vars must be among {', '.join(TARGET_VARS)}, got {m.target_vars}"),
+        (all(b >= 1 for b in m.target_bins) and math.prod(m.target_bins) >= 2,
+         "model.target_bins must be positive with at least 2 cells in all"),
         (m.pooling in ("max", "max_mean"), f"model.pooling must be 'max' or 'max_mean', got '{m.pooling}'"),
         (m.latent_norm in ("none", "l2"), f"model.latent_norm must be 'none' or 'l2', got '{m.latent_norm}'"),
         (0.0 <= m.dropout < 1.0 and 0.0 <= m.attention_dropout < 1.0, "model dropouts must be in [0, 1)"),
         (t.batch_size >= 1, "train.batch_size must be positive"),
+        (t.kmeans_space in KMEANS_SPACES,
+         f"train.kmeans_space must be one of {', '.join(KMEANS_SPACES)}, got '{t.kmeans_space}'"),
         (t.select in ("last", "best_val"), f"train.select must be 'last' or 'best_val', got '{t.select}'"),
         (0 <= t.pretrain_epochs <= t.epochs, "train.pretrain_epochs must be between 0 and train.epochs"),
         (t.lr > 0 and t.lr_min > 0, "train.lr and train.lr_min must be positive"),

@@ -6,7 +6,14 @@ import numpy as np
 import pytest
 
 from ucluster.data import schema as S
-from ucluster.data.loader import JetStream, list_row_groups, mass_bin_targets, prefetch, shard_row_groups
+from ucluster.data.loader import (
+    JetStream,
+    joint_bin_targets,
+    list_row_groups,
+    mass_bin_targets,
+    prefetch,
+    shard_row_groups,
+)
 
 
 def _all_keys(stream: JetStream, batch_size: int = 32) -> np.ndarray:
@@ -43,6 +50,41 @@ def test_selection_and_targets(tiny_config):
     assert np.all(b["features"][np.arange(30)[None, :] >= n[:, None]] == 0)  # padding stays zero
     tiny_config.model.target = "truth"
     assert set(np.concatenate([x["target"] for x in JetStream(tiny_config, "train").eval_batches(64)])) <= {0, 1}
+
+
+def test_joint_bin_targets_index_the_grid_row_major():
+    m = np.array([15.0, 15.0, 245.0, 5.0, 300.0])
+    tau = np.array([0.1, 0.9, 0.6, np.nan, 1.5])
+    got = joint_bin_targets([m, tau], [(10.0, 250.0), (0.0, 1.0)], [3, 4])
+    # mass bins 0, 0, 2, 0 (below: edge), 2 (above: edge); tau bins 0, 3, 2, 0 (NaN: the low edge), 3
+    np.testing.assert_array_equal(got, [0 * 4 + 0, 0 * 4 + 3, 2 * 4 + 2, 0, 2 * 4 + 3])
+
+
+def test_joint_bins_target_of_the_stream(tiny_config):
+    tiny_config.model.target = "joint_bins"
+    tiny_config.model.target_vars, tiny_config.model.target_bins = ["mass_sd", "tau21"], [5, 3]
+    batches = list(JetStream(tiny_config, "train").eval_batches(64))
+    v = np.concatenate([b["valid"] for b in batches]) > 0
+    target = np.concatenate([b["target"] for b in batches])[v]
+    msd = np.concatenate([b["mass_sd"] for b in batches])[v]
+    tau = np.concatenate([b["tau21"] for b in batches])[v]
+    d = tiny_config.data
+    expected = mass_bin_targets(msd, d.mass_min, d.mass_max, 5) * 3 + mass_bin_targets(tau, 0.0, 1.0, 3)
+    np.testing.assert_array_equal(target, expected)
+    assert target.min() >= 0 and target.max() < 15 and len(np.unique(target)) >= 3
+
+
+def test_eval_window_selects_the_evaluated_splits_only(tiny_config):
+    """The val/test jets follow data.eval_window, the training jets the training selection."""
+    full = {s: len(_all_keys(JetStream(tiny_config, s))) for s in ("train", "test")}
+    tiny_config.data.mass_min, tiny_config.data.mass_max = 120.0, 250.0  # the training selection shrinks
+    tiny_config.data.eval_window = [10.0, 250.0, 0.0, 1.0e9]  # the evaluation stays on the original jets
+    assert len(_all_keys(JetStream(tiny_config, "test"))) == full["test"]
+    train = JetStream(tiny_config, "train")
+    assert 0 < train.selected_rows() < full["train"] and train.window() == (120.0, 250.0, 0.0, 1.0e9)
+    tiny_config.data.eval_window = [120.0, 250.0, 0.0, 1.0e9]
+    mass = np.concatenate([b["mass"][b["valid"] > 0] for b in JetStream(tiny_config, "test").eval_batches(64)])
+    assert len(mass) < full["test"] and mass.min() > 120.0
 
 
 def test_epoch_batches_exact_steps_deterministic_and_shuffled(tiny_config):

@@ -88,12 +88,46 @@ def _load_scaling(model_path: str, env: dict) -> tuple[np.ndarray, np.ndarray]:
     return np.array(mean), np.array(scale)
 
 
-@pytest.mark.parametrize("target", ["mass_sd_bins", "truth"])
-def test_every_pretraining_target_trains_and_initialises_centroids(tiny_config, target):
-    """(mass_bins, the default, runs in every other training test.)"""
-    cfg = dataclasses.replace(tiny_config, model=dataclasses.replace(tiny_config.model, target=target),
-                              train=dataclasses.replace(tiny_config.train, epochs=2))
+@pytest.mark.parametrize(("target", "space"), [("mass_sd_bins", "latent"), ("truth", "latent"),
+                                              ("joint_bins", "latent"), ("joint_bins", "target"),
+                                              ("mass_bins", "target")])
+def test_every_pretraining_target_trains_and_initialises_centroids(tiny_config, target, space):
+    """Each target with each k-means space (mass_bins in the latent, the paper's, runs in every other test)."""
+    model = dataclasses.replace(tiny_config.model, target=target, target_vars=["mass_sd", "tau21"],
+                                target_bins=[4, 3])
+    cfg = dataclasses.replace(tiny_config, model=model,
+                              train=dataclasses.replace(tiny_config.train, epochs=2, kmeans_space=space))
     result = train(cfg)
     assert 1 / 3 - 1e-9 <= result["init_test_cluster_acc"] <= 1
     assert 1 / 3 - 1e-9 <= result["test_cluster_acc"] <= 1 and 0 <= result["test_class_acc"] <= 1
     assert [h["epoch"] for h in result["history"]] == [0, 1]
+
+
+def test_target_coordinates_are_the_expected_bins_along_each_variable():
+    from ucluster.config import load_config
+    from ucluster.train.loop import target_coordinates
+
+    cfg = load_config(None, {"model.target": "joint_bins", "model.target_vars": "mass_sd,tau21",
+                             "model.target_bins": "2,4"})
+    logits = np.full((2, 8), -50.0)
+    logits[0, 1 * 4 + 2] = 50.0  # certain: mass bin 1 of 2, tau bin 2 of 4
+    logits[1, [0, 7]] = 50.0  # half (0, 0), half (1, 3)
+    np.testing.assert_allclose(target_coordinates(cfg, logits), [[0.75, 0.625], [0.5, 0.5]], atol=1e-6)
+    cfg = load_config(None, {"model.mass_bins": 4})
+    np.testing.assert_allclose(target_coordinates(cfg, np.eye(4)[[3]] * 100.0), [[0.875]], atol=1e-6)
+
+
+def test_centroids_from_target_space_are_the_cluster_means_of_the_latent():
+    """k-means in the target coordinates; each centroid is the mean latent of its cluster (whatever the latent's
+    own geometry says)."""
+    from ucluster.config import load_config
+    from ucluster.train.loop import fit_centroids
+
+    cfg = load_config(None, {"model.n_clusters": 2})
+    rng = np.random.default_rng(0)
+    coords = np.concatenate([rng.normal(0.2, 0.01, (50, 1)), rng.normal(0.8, 0.01, (50, 1))])
+    latent = rng.normal(size=(100, 5)).astype(np.float32)  # no structure of its own
+    centroids = fit_centroids(cfg, latent, coords)
+    expected = np.stack([latent[:50].mean(0), latent[50:].mean(0)])
+    order = np.argsort(centroids[:, 0])
+    np.testing.assert_allclose(centroids[order], expected[np.argsort(expected[:, 0])], rtol=1e-5)

@@ -208,6 +208,22 @@ def test_shipped_space_loads_and_samples_valid_configs():
     assert "model.mass_bins" not in overrides and cfg.model.mass_bins == truth.model.mass_bins
 
 
+def test_trials_are_scored_on_the_base_selection(tiny_config, tmp_path):
+    """A trial that samples another training window still evaluates the base config's val/test jets."""
+    import optuna
+
+    from ucluster.tune.tuner import _trial_run_config
+
+    space = parse_space({"params": {"data.mass_min": {"low": 40.0, "high": 50.0},
+                                    "data.pt_max": {"low": 1150.0, "high": 1200.0}}}, tiny_config)
+    base = _trial_run_config(tiny_config, tmp_path, 0, "", "")
+    d = tiny_config.data
+    trial = optuna.create_study().ask()
+    _, cfg = space.sample(trial, base)
+    assert 40.0 <= cfg.data.mass_min <= 50.0 and cfg.data.pt_max <= 1200.0
+    assert cfg.data.eval_window == [d.mass_min, d.mass_max, d.pt_min, d.pt_max]
+
+
 def test_rung_budgets_and_promotion_rule():
     assert rung_budgets(27, 0, 4, 3) == [1, 3, 9, 27]
     assert rung_budgets(10, 4, 2, 3) == [5, 10]  # rung 0 ends after one clustering epoch at the earliest

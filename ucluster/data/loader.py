@@ -86,6 +86,22 @@ def mass_bin_targets(mass: np.ndarray, lo: float, hi: float, n_bins: int) -> np.
     return np.clip(np.floor((mass - lo) / (hi - lo) * n_bins), 0, n_bins - 1).astype(np.int32)
 
 
+def target_ranges(cfg: Config) -> list[tuple[float, float]]:
+    """The binned range of each ``model.target_vars`` entry: masses over the selection window, the
+    N-subjettiness ratios over [0, 1]."""
+    d = cfg.data
+    return [(d.mass_min, d.mass_max) if v.startswith("mass") else (0.0, 1.0) for v in cfg.model.target_vars]
+
+
+def joint_bin_targets(values: list[np.ndarray], ranges: list[tuple[float, float]], bins: list[int]) -> np.ndarray:
+    """One class per cell of the equal-width grid over several jet variables (row-major: the last variable
+    varies fastest); values outside a range go to its edge bin."""
+    index = np.zeros(len(values[0]), np.int64)
+    for v, (lo, hi), n in zip(values, ranges, bins, strict=True):
+        index = index * n + mass_bin_targets(np.nan_to_num(v, nan=lo), lo, hi, n)
+    return index.astype(np.int32)
+
+
 class JetStream:
     """Batches of selected jets of one split for one worker (rank ``rank`` of ``size``)."""
 
@@ -139,10 +155,18 @@ class JetStream:
                     pending.append(pool.submit(self._read, nxt))
                 yield chunk
 
-    def _select(self, label: np.ndarray, mass: np.ndarray, pt: np.ndarray) -> np.ndarray:
+    def window(self) -> tuple[float, float, float, float]:
+        """(mass_min, mass_max, pt_min, pt_max) of this split: the training selection, or for the evaluated
+        splits ``data.eval_window`` when set."""
         d = self.cfg.data
-        return (np.isin(label, self.class_ids) & (mass > d.mass_min) & (mass < d.mass_max)
-                & (pt > d.pt_min) & (pt < d.pt_max))
+        if self.split != "train" and d.eval_window:
+            lo_m, hi_m, lo_pt, hi_pt = d.eval_window
+            return float(lo_m), float(hi_m), float(lo_pt), float(hi_pt)
+        return d.mass_min, d.mass_max, d.pt_min, d.pt_max
+
+    def _select(self, label: np.ndarray, mass: np.ndarray, pt: np.ndarray) -> np.ndarray:
+        lo_m, hi_m, lo_pt, hi_pt = self.window()
+        return np.isin(label, self.class_ids) & (mass > lo_m) & (mass < hi_m) & (pt > lo_pt) & (pt < hi_pt)
 
     def _read(self, ref: RowGroupRef) -> Batch:
         """Read one row group and return its selected jets as numpy arrays (features sliced to P'; plus
@@ -178,6 +202,13 @@ class JetStream:
                 raise S.DatasetError(f"{self.root}: model.target=mass_sd_bins needs the soft-drop mass column "
                                      "'jet_mass_sd' (convert files that carry j_mass_mmdt)")
             batch["target"] = mass_bin_targets(batch["mass_sd"], d.mass_min, d.mass_max, m.mass_bins)
+        elif m.target == "joint_bins":  # several unsupervised targets at once, e.g. m_SD x tau21
+            missing = [v for v in m.target_vars if v not in batch]
+            if missing:
+                raise S.DatasetError(f"{self.root}: model.target_vars {missing} need the substructure columns "
+                                     "(jet_mass_sd, jet_tau21, jet_tau32: convert files that carry them)")
+            batch["target"] = joint_bin_targets([batch[v] for v in m.target_vars], target_ranges(self.cfg),
+                                                list(m.target_bins))
         else:
             batch["target"] = mass_bin_targets(batch["mass"], d.mass_min, d.mass_max, m.mass_bins)
         return batch

@@ -37,7 +37,29 @@ STATS_JETS = 50000
 
 
 def n_classes(cfg: Config) -> int:
-    return len(cfg.data.classes) if cfg.model.target == "truth" else cfg.model.mass_bins
+    """Outputs of the classification head: the classes, the mass bins, or the cells of the joint grid."""
+    if cfg.model.target == "truth":
+        return len(cfg.data.classes)
+    if cfg.model.target == "joint_bins":
+        return math.prod(cfg.model.target_bins)
+    return cfg.model.mass_bins
+
+
+def target_coordinates(cfg: Config, logits: np.ndarray) -> np.ndarray:
+    """The classifier's expected target per jet, (B, D): for bin targets the expected bin index along each
+    binned variable divided by its number of bins (in [0, 1]); for ``truth`` the class probabilities."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    p /= p.sum(axis=-1, keepdims=True)
+    if cfg.model.target == "truth":
+        return p.astype(np.float32)
+    shape = list(cfg.model.target_bins) if cfg.model.target == "joint_bins" else [cfg.model.mass_bins]
+    p = p.reshape(-1, *shape)
+    coords = []
+    for axis, n in enumerate(shape):
+        marginal = p.sum(axis=tuple(a + 1 for a in range(len(shape)) if a != axis))
+        coords.append(marginal @ ((np.arange(n) + 0.5) / n))
+    return np.stack(coords, axis=1).astype(np.float32)
 
 
 def has_split(cfg: Config, split: str) -> bool:
@@ -68,12 +90,25 @@ def split_metrics(prefix: str, correct: float, total: float, table: np.ndarray, 
     return out
 
 
-def fit_centroids(cfg: Config, sample: np.ndarray) -> np.ndarray:
-    """k-means (k = model.n_clusters, 10 restarts, seeded) on a sample of latent vectors: the initial centroids."""
+def fit_centroids(cfg: Config, sample: np.ndarray, coords: np.ndarray | None = None) -> np.ndarray:
+    """k-means (k = model.n_clusters, 10 restarts, seeded) -> the initial centroids in the latent space.
+
+    ``coords`` None: k-means on the latent ``sample`` itself. Otherwise k-means on ``coords`` (one row per latent
+    vector, e.g. :func:`target_coordinates`, standardised per column) and each centroid is the mean latent
+    vector of its cluster (an empty cluster keeps the latent k-means centre's place: it falls back to it).
+    """
     from sklearn.cluster import KMeans
 
-    km = KMeans(n_clusters=cfg.model.n_clusters, n_init=10, random_state=cfg.train.seed).fit(sample)
-    return km.cluster_centers_.astype(np.float32)
+    k = cfg.model.n_clusters
+    if coords is None:
+        km = KMeans(n_clusters=k, n_init=10, random_state=cfg.train.seed).fit(sample)
+        return km.cluster_centers_.astype(np.float32)
+    std = coords.std(axis=0)
+    scaled = (coords - coords.mean(axis=0)) / np.where(std > 1e-9, std, 1.0)
+    assign = KMeans(n_clusters=k, n_init=10, random_state=cfg.train.seed).fit_predict(scaled)
+    if len(np.unique(assign)) < k:
+        return fit_centroids(cfg, sample)
+    return np.stack([sample[assign == c].mean(axis=0) for c in range(k)]).astype(np.float32)
 
 
 def steps_per_epoch(cfg: Config, engine: Engine, train: JetStream) -> int:
@@ -179,14 +214,21 @@ class _Loop:
         from ucluster.model import set_centroids
 
         cfg = self.cfg
-        parts = []
+        parts, coords = [], []
         for batch in self.train.eval_batches(cfg.train.batch_size, math.ceil(cfg.train.kmeans_sample / self.size)):
-            parts.append(self.engine.predict(batch["features"], batch["mask"])[1][batch["valid"] > 0])
+            logits, latent, _ = self.engine.predict(batch["features"], batch["mask"])
+            valid = batch["valid"] > 0
+            parts.append(latent[valid])
+            coords.append(target_coordinates(cfg, logits[valid]))
         local = np.concatenate(parts) if parts else np.zeros((0, cfg.model.latent_dim), np.float32)
         sample = self.engine.allgather(local)
+        space = None
+        if cfg.train.kmeans_space == "target":
+            width = target_coordinates(cfg, np.zeros((1, n_classes(cfg)), np.float32)).shape[1]
+            space = self.engine.allgather(np.concatenate(coords) if coords else np.zeros((0, width), np.float32))
         self.engine.pull()
         if self.rank == 0:
-            set_centroids(model, fit_centroids(cfg, sample))
+            set_centroids(model, fit_centroids(cfg, sample, space))
         self.engine.push()
 
     def run_epoch(self, epoch: int, steps: int, centroids_ready: bool) -> dict:

@@ -110,10 +110,13 @@ def check_inputs(base: Config, space: SearchSpace, opts: TuneOptions) -> None:
 
 
 def _trial_run_config(base: Config, out: Path, number: int, parent_id: str, uri: str) -> Config:
-    """``base`` with the run section a trial needs (its own directory, nested under the parent run)."""
+    """``base`` with the run section a trial needs (its own directory, nested under the parent run) and the
+    evaluation selection pinned to the base's (``data.eval_window``)."""
     data = base.data
     if _local(data.path) and data.path:
         data = dataclasses.replace(data, path=str(Path(data.path).absolute()))
+    if not data.eval_window:  # every trial is scored on the base selection's val/test jets, whatever it trains on
+        data = dataclasses.replace(data, eval_window=[data.mass_min, data.mass_max, data.pt_min, data.pt_max])
     run = dataclasses.replace(base.run, output_dir=str(out / "trials" / f"trial_{number:04d}"),
                               run_name=f"trial-{number}", parent_run_id=parent_id, tracking_uri=uri,
                               resume=False, np=1, registered_model="")
