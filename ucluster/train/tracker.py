@@ -9,10 +9,13 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from ucluster.config import Config
+from ucluster.config import Config, config_from_dict
 from ucluster.data import schema as S
+from ucluster.redact import redact_config_dict
 from ucluster.train import metrics as M
+from ucluster.train.fallback import MetricsFallback
 
 
 def _finite(metrics: dict) -> dict:
@@ -31,20 +34,23 @@ class MLflowTracker:
         tags = {"mlflow.parentRunId": cfg.run.parent_run_id} if cfg.run.parent_run_id and run_id is None else None
         run = mlflow.start_run(run_id=run_id, run_name=cfg.run.run_name or None, tags=tags)
         self.run_id = run.info.run_id
-        if run_id is None:
-            flat = {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in cfg.flat().items()}
+        self.fallback = MetricsFallback(cfg.run.output_dir, self.run_id, mlflow.get_tracking_uri())
+        if not run.data.params:  # a new run (the driver may have created it): params once; never credentials
+            flat = {k: (",".join(map(str, v)) if isinstance(v, list) else v)
+                    for k, v in config_from_dict(redact_config_dict(cfg.to_dict())).flat().items()}
             flat.update(params)
             flat.update({"data.n_features": meta.n_features, "data.feature_names": ",".join(meta.feature_names),
                          "data.dataset_particles": meta.n_particles})
             mlflow.log_params(flat)
             mlflow.set_tags({"ucluster.phase_schedule": f"pretrain {cfg.train.pretrain_epochs} / "
                              f"total {cfg.train.epochs} epochs", "ucluster.dataset": str(cfg.data.path)})
-            mlflow.log_text(cfg.to_yaml(), "config.yaml")
+            mlflow.log_text(yaml.safe_dump(redact_config_dict(cfg.to_dict()), sort_keys=False), "config.yaml")
 
     def log_metrics(self, metrics: dict, step: int) -> None:
+        """Metrics of one step; buffered locally while the store is unreachable (training goes on)."""
         import mlflow
 
-        mlflow.log_metrics(_finite(metrics), step=step)
+        self.fallback.log(_finite(metrics), step, lambda m, s: mlflow.log_metrics(m, step=s))
 
     def log_epoch(self, epoch: int, metrics: dict) -> None:
         self.log_metrics(metrics, epoch)
@@ -87,5 +93,8 @@ class MLflowTracker:
     def fail(self) -> None:
         import mlflow
 
-        if mlflow.active_run():
-            mlflow.end_run(status="FAILED")
+        try:
+            if mlflow.active_run():
+                mlflow.end_run(status="FAILED")
+        except Exception:  # noqa: BLE001 - the store is down: the driver closes the run when it can
+            pass
