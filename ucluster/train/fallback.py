@@ -60,7 +60,7 @@ class MetricsFallback:
                 self.down_since = self.last_try
                 print(f"warning: MLflow at {self.uri} is unreachable ({_first_line(exc)}); training continues and "
                       f"metrics are buffered in {self.path} (replayed when it is back, or run: python -m "
-                      f"ucluster.train.fallback --out {self.output_dir})", file=sys.stderr, flush=True)
+                      f"ucluster.train.fallback --out {self.output_dir})", flush=True)  # stdout reaches the console
             self._append(record)
             return
         if self.down_since is not None:
@@ -73,7 +73,7 @@ class MetricsFallback:
         self._append({"finish": {"metrics": figures, "model_path": model_path}, "timestamp": int(time.time() * 1000)})
         print(f"warning: MLflow at {self.uri} is unreachable at the end of training: the model is in {model_path}, "
               f"the final figures are buffered in {self.path}; record them with: python -m ucluster.train.fallback "
-              f"--out {self.output_dir}", file=sys.stderr, flush=True)
+              f"--out {self.output_dir}", flush=True)
 
 
 def replay(path: Path, run_id: str, client=None) -> int:
