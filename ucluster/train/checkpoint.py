@@ -37,7 +37,7 @@ def checkpoint_path(output_dir: str | Path) -> Path:
 
 def _allowed_to_change(key: str) -> bool:
     """Fields a resume may change: where and how the run goes (run.*) and how long it trains."""
-    return key.startswith("run.") or key == "train.epochs"
+    return key.startswith("run.") or key in ("train.epochs", "data.path")  # the data: by fingerprint
 
 
 def config_hash(flat: dict) -> str:
