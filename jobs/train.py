@@ -60,13 +60,18 @@ def main(argv: list[str] | None = None) -> int:
         os.environ["KERAS_BACKEND"] = "jax"
     from ucluster.data.schema import DatasetError
     from ucluster.distributed import LaunchError
+    from ucluster.redact import redact_text
     from ucluster.tracking import ui_hint
+    from ucluster.train.supervisor import JobFailed
     from ucluster.train.trainer import TrainingError, train
 
     try:
         result = train(cfg)
+    except JobFailed as exc:  # the workers ran and failed for good: one line, the traceback is in the log
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
+        return 1
     except (TrainingError, DatasetError, LaunchError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2, default=str))
     print(f"MLflow run {result['run_id']}: {ui_hint(cfg.run.output_dir, cfg.run.tracking_uri)}")

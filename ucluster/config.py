@@ -123,6 +123,7 @@ class RunConfig:
     registered_model: str = "ucluster"  # registry name the final model gets a version of; empty: log, don't register
     source: str = ""  # what launched the run (MLflow's Source): filled in by train() when empty
     source_commit: str = ""  # git commit of that code: filled in by train() when empty and known
+    max_restarts: int = 2  # a lost worker or failed allreduce relaunches the workers from the last checkpoint
 
 
 @dataclass
@@ -270,6 +271,7 @@ def validate(cfg: Config) -> None:
         (t.lr > 0 and t.lr_min > 0, "train.lr and train.lr_min must be positive"),
         (t.lr_decay_every >= 1, "train.lr_decay_every must be at least 1"),
         (t.kmeans_sample >= m.n_clusters, "train.kmeans_sample must be at least model.n_clusters"),
+        (cfg.run.max_restarts >= 0, "run.max_restarts must be >= 0"),
         (cfg.run.np != 0, "run.np must be non-zero (< 0: local processes, > 0: Spark tasks)"),
         (cfg.run.engine in ("horovod", "jax"), f"run.engine must be 'horovod' or 'jax', got '{cfg.run.engine}'"),
     ]

@@ -10,6 +10,15 @@ import logging
 import os
 from pathlib import Path
 
+# An unreachable server must not stall training for minutes: MLflow's defaults retry 7 times with exponential
+# backoff (about 4 minutes per call). Users can still set their own values.
+HTTP_LIMITS = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2", "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+               "MLFLOW_HTTP_REQUEST_TIMEOUT": "20"}
+
+
+class TrackingUnavailable(RuntimeError):
+    """The MLflow tracking store does not answer."""
+
 
 def tracking_uri(output_dir: str | Path, configured: str = "") -> str:
     if os.environ.get("MLFLOW_TRACKING_URI"):
@@ -24,6 +33,8 @@ def setup_mlflow(output_dir: str | Path, experiment: str, configured_uri: str = 
     import mlflow
 
     logging.getLogger("alembic").setLevel(logging.WARNING)  # the SQLite store's migrations are noisy
+    for key, value in HTTP_LIMITS.items():
+        os.environ.setdefault(key, value)
     from_env = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # read first: set_tracking_uri exports the variable
     uri = tracking_uri(output_dir, configured_uri)
     mlflow.set_tracking_uri(uri)
@@ -39,11 +50,29 @@ def setup_mlflow(output_dir: str | Path, experiment: str, configured_uri: str = 
     return exp_id
 
 
+def setup_or_fail(output_dir: str | Path, experiment: str, configured_uri: str = "") -> str:
+    """:func:`setup_mlflow`, or :class:`TrackingUnavailable` with one line (credentials masked) when the store
+    does not answer: checked on the driver before any worker starts."""
+    from ucluster.redact import redact_text
+
+    try:
+        return setup_mlflow(output_dir, experiment, configured_uri)
+    except Exception as exc:  # noqa: BLE001 - connection refused, DNS, auth, a locked database, ...
+        text = str(exc).strip()
+        cause = redact_text(text.splitlines()[0] if text else type(exc).__name__)[:300]
+        uri = redact_text(tracking_uri(output_dir, configured_uri))
+        raise TrackingUnavailable(
+            f"MLflow tracking store {uri} is unavailable ({cause}); start it or fix run.tracking_uri / "
+            "$MLFLOW_TRACKING_URI (unset both to record into a local store under --out)") from None
+
+
 def ui_hint(output_dir: str | Path, configured_uri: str = "") -> str:
+    from ucluster.redact import redact_uri
+
     uri = tracking_uri(output_dir, configured_uri)
     if uri.startswith("sqlite:"):
         return f".venv/bin/mlflow ui --backend-store-uri {uri}"
-    return f"open the MLflow UI of {uri}"
+    return f"open the MLflow UI of {redact_uri(uri)}"
 
 
 def launch_source() -> tuple[str, str]:

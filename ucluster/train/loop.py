@@ -22,6 +22,7 @@ import numpy as np
 from ucluster.config import Config
 from ucluster.data import schema as S
 from ucluster.data.loader import JetStream, prefetch
+from ucluster.redact import redact_config_dict
 from ucluster.train import checkpoint as ckpt
 from ucluster.train import metrics as M
 from ucluster.train import schedule
@@ -277,12 +278,15 @@ class _Loop:
 
 
 def run(cfg: Config, engine: Engine, track: bool = True,
-        on_epoch: Callable[[int, dict], None] | None = None) -> dict:
+        on_epoch: Callable[[int, dict], None] | None = None, run_id: str | None = None,
+        heartbeat: Callable[[int], None] | None = None, restart: dict | None = None) -> dict:
     """Train on this worker with ``engine``; every worker calls it. Returns the final figures:
     ``{"history": [per-epoch metrics], test_*/val_* of the last epoch, init_* (the k-means initialisation
     scored before any deep k-means step), "last4_mean_test_cluster_acc", "purity", "efficiency", "model_path",
     and "run_id" when tracked}``. ``track``: rank 0 logs to MLflow; ``on_epoch(epoch, metrics)`` runs on rank 0
-    after every epoch.
+    after every epoch. ``run_id``: the MLflow run to log into (created by the driver, which outlives the
+    workers and closes it whatever happens to them); ``heartbeat(epoch)`` runs on every rank at each epoch start
+    (the worker's status file); ``restart`` ({"attempt", "failure_time"}) marks a relaunch after a failure.
     """
     import keras
 
@@ -316,15 +320,24 @@ def run(cfg: Config, engine: Engine, track: bool = True,
 
         params = {"n_workers": size, "engine": engine.name, "steps_per_epoch": steps,
                   "global_batch": cfg.train.batch_size * size, "model.n_classes": n_classes(cfg)}
-        tracker = MLflowTracker(cfg, loop.meta, params, state.get("run_id"))
+        tracker = MLflowTracker(cfg, loop.meta, params, state.get("run_id") or run_id)
+        if restart:  # failure detected on the driver -> relaunched, restored and ready to train again
+            tracker.log_metrics({"restart_recovery_seconds": time.time() - restart["failure_time"]},
+                                restart["attempt"])
     history: list[dict] = state["history"]
     last: dict = {}
     # train.select = best_val: every rank tracks the best val score (allreduced, so they agree); rank 0 alone
     # keeps those weights, in memory and in a file beside the checkpoint (a resumed run still knows them).
     best = state.get("best") or {"val": -1.0, "epoch": -1, "metrics": None}
-    best_weights = ckpt.read_weights(cfg.run.output_dir, "best") if rank == 0 and best["metrics"] else None
+    best_weights = ckpt.read_best_weights(cfg.run.output_dir) if rank == 0 and best["metrics"] else None
+    identity = {"config_hash": ckpt.config_hash(cfg.flat()), "config": redact_config_dict(cfg.to_dict()),
+                "dataset": {"path": str(cfg.data.path), "fingerprint": ckpt.dataset_fingerprint(cfg.data.path)},
+                "rng": {"seed": cfg.train.seed, "shuffle": "numpy default_rng([train.seed, epoch, rank])",
+                        "dropout": "Keras seed-generator states, saved with the model variables"}}
     try:
         for epoch in range(state["epoch"] + 1, cfg.train.epochs):
+            if heartbeat:
+                heartbeat(epoch)
             if schedule.is_clustering(cfg.train, epoch) and not state["centroids_ready"]:
                 loop.init_centroids(model)
                 state["centroids_ready"] = True
@@ -340,18 +353,17 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                 best = {"val": last["val_cluster_acc"], "epoch": epoch, "metrics": dict(last)}
                 if rank == 0:
                     engine.pull()
-                    best_weights = model.get_weights()
-                    ckpt.save_weights(cfg.run.output_dir, "best", best_weights)
+                    best_weights = model.get_weights()  # saved inside the next checkpoint, so they always agree
             state["best"] = best
             state.update(epoch=epoch, run_id=tracker.run_id if tracker else state["run_id"],
-                         config=cfg.to_dict(), n_workers=size, engine=engine.name, finished=False, history=history)
+                         n_workers=size, engine=engine.name, finished=False, history=history, **identity)
             if rank == 0:
                 if tracker:
                     tracker.log_epoch(epoch, last)
                 if on_epoch:
                     on_epoch(epoch, last)
                 engine.pull()
-                ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state)
+                ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights)
         if not state["centroids_ready"] or not last:
             # No clustering epoch ran (pretraining only, or a resume of a completed schedule): the k-means
             # initialisation is the clustering result.
@@ -370,16 +382,33 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         final = _final_figures(cfg, last, state, history, sample)
         if rank != 0:
             return {"rank": rank, **final}
-        state["finished"] = True
-        ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state)
+        state.update(finished=True, **identity)
+        ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights)
         final["model_path"] = str(_save_model(model, cfg.run.output_dir))
         if tracker:
-            final.update(tracker.finish(Path(final["model_path"]), get_centroids(model), final, sample))
+            try:
+                final.update(tracker.finish(Path(final["model_path"]), get_centroids(model), final, sample))
+            except Exception:
+                if _tracking_reachable():
+                    raise
+                # The store went down: the model is saved; the end of the run waits in the local fallback.
+                tracker.fallback.pending_finish(final, final["model_path"])
+                final["run_id"] = tracker.run_id
         return {**final, "history": history}
     except BaseException:
         if tracker:
             tracker.fail()
         raise
+
+
+def _tracking_reachable() -> bool:
+    from mlflow.tracking import MlflowClient
+
+    try:
+        MlflowClient().search_experiments(max_results=1)
+        return True
+    except Exception:  # noqa: BLE001
+        return False
 
 
 def _final_figures(cfg: Config, last: dict, state: dict, history: list[dict], sample: dict) -> dict:

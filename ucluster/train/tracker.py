@@ -8,16 +8,18 @@ it ends with the model logged as an MLflow pyfunc model and registered (:mod:`uc
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import tempfile
 from pathlib import Path
 
 import numpy as np
+import yaml
 
-from ucluster.config import Config
+from ucluster.config import Config, config_from_dict
 from ucluster.data import schema as S
+from ucluster.redact import redact_config_dict
 from ucluster.train import metrics as M
+from ucluster.train.fallback import MetricsFallback
 
 
 def _finite(metrics: dict) -> dict:
@@ -41,21 +43,25 @@ class MLflowTracker:
                 tags["mlflow.parentRunId"] = cfg.run.parent_run_id
         run = mlflow.start_run(run_id=run_id, run_name=cfg.run.run_name or None, tags=tags)
         self.run_id = run.info.run_id
-        if run_id is None:
+        self.fallback = MetricsFallback(cfg.run.output_dir, self.run_id, mlflow.get_tracking_uri())
+        if not run.data.params:  # a new run (the driver may have created it): params once; never credentials
+            flat = {k: (",".join(map(str, v)) if isinstance(v, list) else v)
+                    for k, v in config_from_dict(redact_config_dict(cfg.to_dict())).flat().items()}
+            mlflow.set_tags(source_tags(cfg))  # the driver may have created the run: tags here
             log_dataset(cfg.data.path, meta)
-            flat = {k: (",".join(map(str, v)) if isinstance(v, list) else v) for k, v in cfg.flat().items()}
             flat.update(params)
             flat.update({"data.n_features": meta.n_features, "data.feature_names": ",".join(meta.feature_names),
                          "data.dataset_particles": meta.n_particles})
             mlflow.log_params(flat)
             mlflow.set_tags({"ucluster.phase_schedule": f"pretrain {cfg.train.pretrain_epochs} / "
                              f"total {cfg.train.epochs} epochs", "ucluster.dataset": str(cfg.data.path)})
-            mlflow.log_text(cfg.to_yaml(), "config.yaml")
+            mlflow.log_text(yaml.safe_dump(redact_config_dict(cfg.to_dict()), sort_keys=False), "config.yaml")
 
     def log_metrics(self, metrics: dict, step: int) -> None:
+        """Metrics of one step; buffered locally while the store is unreachable (training goes on)."""
         import mlflow
 
-        mlflow.log_metrics(_finite(metrics), step=step)
+        self.fallback.log(_finite(metrics), step, lambda m, s: mlflow.log_metrics(m, step=s))
 
     def log_epoch(self, epoch: int, metrics: dict) -> None:
         self.log_metrics(metrics, epoch)
@@ -118,8 +124,11 @@ class MLflowTracker:
     def fail(self) -> None:
         import mlflow
 
-        if mlflow.active_run():
-            mlflow.end_run(status="FAILED")
+        try:
+            if mlflow.active_run():
+                mlflow.end_run(status="FAILED")
+        except Exception:  # noqa: BLE001 - the store is down: the driver closes the run when it can
+            pass
 
 
 def source_tags(cfg: Config) -> dict[str, str]:
@@ -135,20 +144,15 @@ def source_tags(cfg: Config) -> dict[str, str]:
     return tags
 
 
-def dataset_digest(root: str | Path, meta: S.DatasetMeta) -> tuple[str, dict[str, int]]:
-    """A digest of the dataset (its metadata and every file's name and size) and the jets per split."""
+def dataset_digest(root: str | Path) -> tuple[str, dict[str, int]]:
+    """The dataset's fingerprint (the one checkpoints carry) and its jets per split (from the file footers)."""
     import pyarrow.parquet as pq
 
-    h = hashlib.sha256(meta.to_json(with_counts=False).encode())
-    counts = {}
-    for split in S.SPLITS:
-        n = 0
-        for f in S.split_files(root, split):
-            h.update(f"{split}/{f.name}:{f.stat().st_size}".encode())
-            n += pq.ParquetFile(f).metadata.num_rows
-        if n:
-            counts[split] = n
-    return h.hexdigest()[:16], counts
+    from ucluster.train.checkpoint import dataset_fingerprint
+
+    counts = {split: sum(pq.ParquetFile(f).metadata.num_rows for f in S.split_files(root, split))
+              for split in S.SPLITS}
+    return dataset_fingerprint(root)[:16], {split: n for split, n in counts.items() if n}
 
 
 def log_dataset(root: str | Path, meta: S.DatasetMeta) -> None:
@@ -158,7 +162,7 @@ def log_dataset(root: str | Path, meta: S.DatasetMeta) -> None:
     from mlflow.data.meta_dataset import MetaDataset
     from mlflow.types.schema import ColSpec, Schema
 
-    digest, counts = dataset_digest(root, meta)
+    digest, counts = dataset_digest(root)
     source = resolve_dataset_source(str(Path(root).absolute()) if "://" not in str(root) else str(root))
     schema = Schema([ColSpec("binary", S.FEATURES), ColSpec("integer", S.N_PARTICLES), ColSpec("integer", S.LABEL)])
     dataset = MetaDataset(source, name=Path(str(root).rstrip("/")).name, digest=digest, schema=schema)

@@ -91,10 +91,14 @@ def preflight(cfg: Config, n_workers: int) -> dict:
 def _check_resume_compatible(cfg: Config, state: dict) -> None:
     old = config_from_dict(state["config"]).flat()
     new = cfg.flat()
-    changed = [k for k in new if not k.startswith("run.") and k != "train.epochs" and old.get(k) != new[k]]
+    movable = ("train.epochs", "data.path")  # the data itself is checked by its fingerprint
+    changed = [k for k in new if not k.startswith("run.") and k not in movable and old.get(k) != new[k]]
     if changed:
         raise TrainingError(f"--resume: config differs from the checkpoint in {changed[:5]} (only train.epochs "
                             "and run.* may change)")
+    reason = ckpt.check_compatible(ckpt.checkpoint_path(cfg.run.output_dir), state, new, cfg.data.path)
+    if reason:
+        raise TrainingError(f"--resume: {reason}")
     if state.get("n_workers") not in (None, abs(cfg.run.np)):
         raise TrainingError(f"--resume: the checkpoint was written with {state['n_workers']} worker(s), "
                             f"this run asks for {abs(cfg.run.np)}")
@@ -103,14 +107,23 @@ def _check_resume_compatible(cfg: Config, state: dict) -> None:
 # --------------------------------------------------------------------------------------------------------
 # The worker
 # --------------------------------------------------------------------------------------------------------
-def train_worker(config: dict) -> dict:
+def train_worker(config: dict, run_id: str | None = None, attempt: int = 0, restart: dict | None = None) -> dict:
     """Entry point of every worker: build the configured engine, run the one training loop. Returns the final
-    figures (rank 0's are what the launcher returns)."""
+    figures (rank 0's are what the launcher returns). Its status file (:mod:`ucluster.train.faults`) tells the
+    driver what it was doing if it dies."""
     from ucluster.train.engines import make_engine
+    from ucluster.train.faults import WorkerStatus
 
     cfg = config_from_dict(config)
     engine = make_engine(cfg.run.engine, cfg.run.deterministic, cfg.run.threads_per_worker)
-    return loop.run(cfg, engine)
+    status = WorkerStatus(cfg.run.output_dir, engine.rank, attempt)
+    try:
+        result = loop.run(cfg, engine, run_id=run_id, heartbeat=status.epoch, restart=restart)
+    except BaseException as exc:
+        status.failed(exc)
+        raise
+    status.write(phase="finished")
+    return result
 
 
 def train(cfg: Config, spark=None) -> dict:
@@ -136,6 +149,6 @@ def train(cfg: Config, spark=None) -> dict:
     for warning in preflight(cfg, runner.num_workers if runner else 1)["warnings"]:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
     Path(cfg.run.output_dir).mkdir(parents=True, exist_ok=True)
-    if runner is None:
-        return train_worker(cfg.to_dict())
-    return runner.run(train_worker, config=cfg.to_dict())
+    from ucluster.train.supervisor import supervise
+
+    return supervise(cfg, runner, train_worker)

@@ -1,0 +1,68 @@
+"""MLflow down at start -> one line before any training; down mid-run -> training goes on, metrics buffered locally
+and replayed; a tracking URI with credentials never reaches a record."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from mlflow.tracking import MlflowClient
+
+from tests.faults.conftest import REPO, free_port, job_env, start_job, wait_for_epoch
+from ucluster.redact import redact_text
+
+SECRET = "s3cr3t-t0ken"
+
+
+def test_redact_text_masks_userinfo_and_secret_query_parameters():
+    assert redact_text(f"https://alice:{SECRET}@mlflow.example.com/x") == "https://***@mlflow.example.com/x"
+    assert redact_text(f"postgresql+psycopg2://u:{SECRET}@db/mlflow") == "postgresql+psycopg2://***@db/mlflow"
+    assert redact_text(f"error for http://h/api?x=1&token={SECRET}") == "error for http://h/api?x=1&token=***"
+    assert redact_text("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
+
+
+def test_tracking_server_down_at_start_fails_before_training(jet_dataset, tmp_path):
+    out = tmp_path / "run"
+    uri = f"http://user:{SECRET}@127.0.0.1:{free_port()}"  # nothing listens there
+    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", "2", "--run.tracking_uri", uri)
+    stdout, stderr = job.communicate(timeout=300)
+    assert job.returncode == 1
+    lines = stderr.strip().splitlines()
+    assert lines[-1].startswith("error: MLflow tracking store http://***@127.0.0.1:") and "unavailable" in lines[-1]
+    assert SECRET not in stdout + stderr
+    assert not (out / "logs" / "workers").exists()  # no worker ever started
+
+
+def test_server_lost_mid_run_training_continues_and_metrics_are_replayed(jet_dataset, tmp_path, mlflow_server):
+    out = tmp_path / "run"
+    uri = mlflow_server.url.replace("http://", f"http://alice:{SECRET}@")
+    epochs = 4
+    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(epochs), "--run.tracking_uri", uri)
+    wait_for_epoch(job, out, rank=0, epoch=2)
+    mlflow_server.stop()
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    assert (out / "model.keras").is_file()
+    buffers = sorted((out / "mlflow-fallback").glob("*.jsonl"))
+    assert len(buffers) == 1
+    warnings = [ln for ln in stdout.splitlines() if "is unreachable" in ln]  # rank 0's console line
+    assert warnings and str(buffers[0]) in warnings[0] and "python -m ucluster.train.fallback" in warnings[0]
+    run_id = buffers[0].stem
+    # the server comes back (same store): the buffered epochs and the end of the run are replayed
+    mlflow_server.start()
+    proc = subprocess.run([sys.executable, "-m", "ucluster.train.fallback", "--out", str(out), "--tracking-uri",
+                           mlflow_server.url], cwd=REPO, env=job_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED"
+    assert sorted({m.step for m in client.get_metric_history(run_id, "loss")}) == list(range(epochs))
+    assert "final_test_cluster_acc" in run.data.metrics
+    # no credential anywhere: params, logged config, console, logs, checkpoint, fallback buffer
+    assert run.data.params["run.tracking_uri"] == mlflow_server.url.replace("http://", "http://***@")
+    config_yaml = client.download_artifacts(run_id, "config.yaml", str(tmp_path))
+    assert "http://***@" in open(config_yaml).read()
+    records = [stdout, stderr, *(p.read_bytes().decode(errors="replace") for p in out.rglob("*")
+                                 if p.is_file() and p.suffix in (".log", ".json", ".jsonl", ".replayed", ".npz"))]
+    assert all(SECRET not in r for r in records)
+    assert SECRET not in str(run.data.params) + str(run.data.tags)

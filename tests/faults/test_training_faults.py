@@ -1,0 +1,128 @@
+"""A lost worker costs at most one epoch and no human action; whatever dies, no MLflow run stays RUNNING."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from mlflow.tracking import MlflowClient
+
+from tests.faults.conftest import kill_worker, start_job, wait_for_epoch
+from ucluster.tracking import tracking_uri
+
+EPOCHS = 4
+
+
+def _client(out) -> MlflowClient:
+    return MlflowClient(tracking_uri=tracking_uri(out))
+
+
+def _only_run(out):
+    client = _client(out)
+    runs = client.search_runs([client.get_experiment_by_name("ucluster").experiment_id])
+    assert len(runs) == 1, [r.info.run_id for r in runs]
+    return client, runs[0]
+
+
+def _finals(run) -> dict:
+    return {k: v for k, v in run.data.metrics.items() if k.startswith("final_") and "jets_per_s" not in k
+            and "seconds" not in k and "rss" not in k}
+
+
+@pytest.fixture(scope="module")
+def uninterrupted(jet_dataset, tmp_path_factory):
+    """The same deterministic 1-worker job, never disturbed: the reference for the final figures."""
+    out = tmp_path_factory.mktemp("straight") / "run"
+    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS))
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    return _only_run(out)[1]
+
+
+def test_rank0_killed_mid_epoch_restarts_and_ends_like_an_uninterrupted_run(jet_dataset, tmp_path, uninterrupted):
+    out = tmp_path / "run"
+    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS))
+    status = wait_for_epoch(job, out, rank=0, epoch=2)
+    killed_at = kill_worker(job, status["pid"])
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("warning: worker")]
+    epoch = status["epoch"]
+    assert lines == [f"warning: worker 0 exited with signal 9 (killed) during epoch {epoch + 1}; restarted from "
+                     f"the epoch-{epoch} checkpoint (1 of 2 restarts)"], stderr[-3000:]
+    assert "Traceback" not in stderr and "Traceback" not in stdout
+    client, run = _only_run(out)
+    assert run.info.status == "FINISHED"
+    assert run.data.tags["ucluster.restart.1"] == lines[0].removeprefix("warning: ")
+    assert run.data.metrics["restarts"] == 1 and 0 <= run.data.metrics["restart_epochs_lost"] <= 1
+    recovery = run.data.metrics["restart_recovery_seconds"]
+    assert 0 < recovery < time.time() - killed_at
+    # every epoch logged exactly once per step (the lost epoch re-run overwrites nothing twice at other steps)
+    assert sorted({m.step for m in client.get_metric_history(run.info.run_id, "loss")}) == list(range(EPOCHS))
+    # deterministic: the interrupted job ends with the uninterrupted job's figures
+    assert _finals(run) == pytest.approx(_finals(uninterrupted), rel=1e-4, abs=1e-5)
+    print(f"\nrank-0 kill during epoch {epoch + 1}: recovered in {recovery:.1f} s (kill -> training again), "
+          f"epochs lost {run.data.metrics['restart_epochs_lost']:.2f}")
+
+
+def test_rank1_of_two_killed_restarts_in_the_same_run(jet_dataset, tmp_path):
+    out = tmp_path / "run"
+    job = start_job(jet_dataset, out, "--np", "-2", "--epochs", "3")
+    status = wait_for_epoch(job, out, rank=1, epoch=1)
+    kill_worker(job, status["pid"])
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    assert f"warning: worker 1 exited with signal 9 (killed) during epoch {status['epoch'] + 1}; restarted from" \
+        in stderr, stderr[-3000:]
+    assert "Traceback" not in stderr
+    client, run = _only_run(out)
+    assert run.info.status == "FINISHED" and run.data.params["n_workers"] == "2"
+    assert run.data.metrics["restarts"] == 1
+    assert sorted({m.step for m in client.get_metric_history(run.info.run_id, "loss")}) == [0, 1, 2]
+
+
+def test_last_restart_used_up_gives_one_line_and_closes_the_run(jet_dataset, tmp_path):
+    """max_restarts 0 and rank 0 killed (it owns the MLflow run): the driver still marks the run FAILED."""
+    out = tmp_path / "run"
+    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS), "--run.max_restarts", "0")
+    status = wait_for_epoch(job, out, rank=0, epoch=1)
+    kill_worker(job, status["pid"])
+    stdout, stderr = job.communicate(timeout=300)
+    assert job.returncode == 1
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: worker 0 exited with signal 9 (killed) during epoch {status['epoch'] + 1}; "
+                           "giving up after 0 restart(s); resume with --resume (log: "), stderr[-3000:]
+    assert "Traceback" not in stderr
+    log = last.rsplit("(log: ", 1)[1].rstrip(")")
+    assert "Horovod detected that one or more processes exited" in open(log).read()  # the details are there
+    _, run = _only_run(out)
+    assert run.info.status == "FAILED" and run.data.tags["ucluster.failure"] in last
+    # and --resume continues it in the same run, to the end
+    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS), "--resume")
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    _, resumed = _only_run(out)
+    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+
+
+def test_resume_refuses_another_config_or_dataset(jet_dataset, tmp_path, uninterrupted):
+    import shutil
+
+    from tests.faults.conftest import TINY_FLAGS
+    from ucluster.config import load_config
+    from ucluster.train.trainer import TrainingError, preflight
+
+    out = tmp_path / "run"
+    shutil.copytree(uninterrupted.info.artifact_uri.removeprefix("file://").rsplit("/mlartifacts", 1)[0], out)
+    flags = {TINY_FLAGS[i].removeprefix("--"): TINY_FLAGS[i + 1] for i in range(0, len(TINY_FLAGS), 2)}
+    base = {**flags, "data.path": str(jet_dataset), "run.output_dir": str(out), "run.resume": True}
+    preflight(load_config(None, base), 1)  # the same config and data: accepted
+    with pytest.raises(TrainingError, match=r"config differs from the checkpoint in \['train.lr'\]"):
+        preflight(load_config(None, {**base, "train.lr": 5e-4}), 1)
+    other = tmp_path / "other.parquet"
+    shutil.copytree(jet_dataset, other)
+    victim = sorted(other.rglob("*.parquet"))[-1]
+    victim.unlink()  # a different dataset: one row group fewer
+    with pytest.raises(TrainingError, match=r"was written for dataset .* is a different dataset") as info:
+        preflight(load_config(None, {**base, "data.path": str(other)}), 1)
+    assert "\n" not in str(info.value)
