@@ -38,6 +38,8 @@ def setup_mlflow(output_dir: str | Path, experiment: str, configured_uri: str = 
     from_env = bool(os.environ.get("MLFLOW_TRACKING_URI"))  # read first: set_tracking_uri exports the variable
     uri = tracking_uri(output_dir, configured_uri)
     mlflow.set_tracking_uri(uri)
+    if not from_env:  # MLflow exported it: a driver would then send every later job of the process to this store
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
     exp = mlflow.get_experiment_by_name(experiment)
     if exp is None:
         artifact_location = None

@@ -47,7 +47,8 @@ def test_export_loads_both_ways_and_registers(trained, tmp_path, capsys):
 
     client = MlflowClient(tracking_uri=tracking_uri(trained.run_dir))
     version = client.get_model_version("ucluster-test", "1")
-    assert version.run_id == trained.run_id and version.source.startswith("models:/")  # an MLflow model
+    assert version.run_id == trained.run_id and version.source.endswith("/export_mlflow_model")
+    assert version.source.startswith((trained.run_dir / "mlartifacts").as_uri())  # artifacts beside the store
     registered = resolve_model("models:/ucluster-test/1", str(trained.run_dir))
     assert registered.alpha == trained.alpha and Path(registered.model_path).is_file()
     assert "saved_model" in {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(trained.run_id, "export")}

@@ -54,7 +54,7 @@ def test_notebook_runs_locally_convert_train_assign_evaluate(spark, pythia_h5_di
     assert ns["dbutils"] is None
     jets = ns["conversion"].jets
     assert jets == 600 and ns["assignment"].jets == jets
-    assert ns["MODEL_URI"] == "models:/ucluster/1"  # the assignment step used the registry
+    assert ns["MODEL_URI"].startswith("models:/ucluster/")  # the assignment step used the registry
     output = pads.dataset(work / "clusters.parquet", format="parquet", partitioning="hive").to_table()
     assert output.num_rows == jets and "latent" in output.column_names
     report = ns["report"]

@@ -33,7 +33,7 @@ def _history(client, run_id, key):
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
 
-def test_tiny_run_logs_params_metrics_artifacts_and_model(tiny_config):
+def test_tiny_run_logs_params_metrics_artifacts_and_model(tiny_config, tmp_path):
     import keras
 
     result = train(tiny_config)
@@ -71,11 +71,14 @@ def test_tiny_run_logs_params_metrics_artifacts_and_model(tiny_config):
     assert run.info.artifact_uri.startswith((Path(tiny_config.run.output_dir) / "mlartifacts").absolute().as_uri())
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "centroids.npy", "confusion_matrix.png", "jet_mass_per_cluster.png",
-            "jet_pt_per_cluster.png", "model"} <= artifacts
+            "jet_pt_per_cluster.png"} <= artifacts
+    from ucluster.inference.model_source import _download_logged_model
     from ucluster.model import get_centroids  # registers the custom layers for loading
 
-    local = client.download_artifacts(run.info.run_id, "model/model.keras")
-    model = keras.saving.load_model(local)
+    # the model is the run's logged MLflow model "model" (artifacts/model.keras beside its card)
+    logged = _download_logged_model(client, run, tmp_path / "logged")
+    assert (logged / "MLmodel").is_file() and (logged / "artifacts" / "ucluster_model.json").is_file()
+    model = keras.saving.load_model(logged / "artifacts" / "model.keras")
     centroids = np.load(client.download_artifacts(run.info.run_id, "centroids.npy"))
     assert centroids.shape == (3, tiny_config.model.latent_dim)
     np.testing.assert_allclose(get_centroids(model), centroids)

@@ -91,35 +91,42 @@ def register(result: ExportResult, model: ModelSource, out: Path, name: str, tra
     ``spark_udf`` and ``mlflow models serve`` take ``models:/<name>/<version>``. A store without a model registry
     (or that refuses the name) leaves a note instead of failing the export.
     """
-    import mlflow
+    import tempfile
+
     from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     from ucluster.config import RunConfig
     from ucluster.inference.model_source import check_store, open_experiment, store_uri
-    from ucluster.inference.pyfunc import log_pyfunc
+    from ucluster.inference.pyfunc import save_pyfunc
 
     value = tracking or model.tracking_uri or ""
     uri = store_uri(value)
     card = {**model.card(), "alpha": result.alpha}
-    previous = mlflow.get_tracking_uri() if mlflow.is_tracking_uri_set() else None
     try:
         if model.run_id:
             check_store(uri)
-            client = MlflowClient(tracking_uri=uri)
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             run_id = model.run_id
         else:
             client, uri, exp_id = open_experiment(value, RunConfig().output_dir, experiment)
+            client = MlflowClient(tracking_uri=uri, registry_uri=uri)
             run_id = client.create_run(exp_id, run_name="export", tags={"ucluster.job": "export"}).info.run_id
         client.log_artifacts(run_id, str(out), artifact_path="export")
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_registry_uri(uri)
-        with mlflow.start_run(run_id=run_id):
-            _, registered, note = log_pyfunc(out / "model.keras", card, name="export_model", registered_model=name)
+        # Through a client only (no process-wide MLflow state): the MLflow model beside the export, then a version
+        with tempfile.TemporaryDirectory() as tmp:
+            save_pyfunc(out / "model.keras", card, Path(tmp) / "mlflow_model")
+            client.log_artifacts(run_id, str(Path(tmp) / "mlflow_model"), artifact_path="export_mlflow_model")
         if not model.run_id:
             client.set_terminated(run_id)
-        result.registered, result.run_id, result.note = registered, run_id, note
+        try:
+            client.get_registered_model(name)
+        except MlflowException:
+            client.create_registered_model(name, description="UCluster jet clustering (ABCnet + deep k-means)")
+        source = f"{client.get_run(run_id).info.artifact_uri.rstrip('/')}/export_mlflow_model"
+        version = client.create_model_version(name, source=source, run_id=run_id,
+                                              tags={"alpha": str(result.alpha), "n_clusters": str(model.n_clusters)},
+                                              description=f"export of {model.description}")
+        result.registered, result.run_id = f"{name}/{version.version}", run_id
     except MlflowException as exc:
         result.note = f"not registered in {uri}: {str(exc).strip().splitlines()[0]}"
-    finally:
-        mlflow.set_tracking_uri(previous)

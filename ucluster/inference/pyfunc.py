@@ -140,6 +140,19 @@ def package_dir() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
+def save_pyfunc(keras_path: str | Path, card: dict, path: str | Path) -> None:
+    """Write the MLflow model directory (MLmodel, artifacts, code) to ``path`` without any tracking store."""
+    import mlflow
+
+    with tempfile.TemporaryDirectory() as tmp:
+        card_path = Path(tmp) / "ucluster_model.json"
+        card_path.write_text(json.dumps(card, indent=2) + "\n")
+        mlflow.pyfunc.save_model(
+            str(path), python_model=UClusterModel(), artifacts={KERAS_KEY: str(keras_path), CARD_KEY: str(card_path)},
+            code_paths=[package_dir()], signature=signature(card["n_clusters"], card["n_outputs"], card["alpha"]),
+            pip_requirements=_requirements())
+
+
 def log_pyfunc(keras_path: str | Path, card: dict, example=None, name: str = "model",
                registered_model: str = "") -> tuple[Any, str | None, str | None]:
     """Log the model to the active run as an MLflow pyfunc; register it as ``registered_model`` if given.
