@@ -48,7 +48,10 @@ def setup_mlflow(output_dir: str | Path, experiment: str, configured_uri: str = 
         exp_id = mlflow.create_experiment(experiment, artifact_location=artifact_location)
     else:
         exp_id = exp.experiment_id
+    user_experiment = os.environ.get("MLFLOW_EXPERIMENT_ID")
     mlflow.set_experiment(experiment_id=exp_id)
+    if user_experiment is None:  # exported too; an id means nothing in another job's store
+        os.environ.pop("MLFLOW_EXPERIMENT_ID", None)
     return exp_id
 
 

@@ -28,12 +28,14 @@ def registry(trained, monkeypatch):
     """The trained run's store as the process's tracking and registry URI."""
     uri = f"sqlite:///{trained.run_dir.absolute() / 'mlflow.db'}"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)  # set_registry_uri exports it too; monkeypatch removes it after
     import mlflow
 
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     yield uri
     mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
 
 
 def _test_rows(data: Path, n: int | None = None):

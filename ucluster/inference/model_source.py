@@ -290,9 +290,7 @@ def _from_run(run_id: str, tracking: str, workdir: str | Path | None) -> ModelSo
         run = client.get_run(run_id)
     except MlflowException:
         raise InferenceError(f"MLflow run {run_id} not found in {uri}") from None
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal
-    dst = Path(workdir) if workdir else scratch_dir("ucluster-model-")
-    dst.mkdir(parents=True, exist_ok=True)
+    dst = _download_dir(workdir)
     try:  # the MLflow model (it carries its card); runs of older versions only have the .keras artifact
         local = _download_logged_model(client, run, dst / "logged")
         if local is not None and (local / "artifacts" / CARD).is_file():
@@ -321,6 +319,14 @@ def _from_run(run_id: str, tracking: str, workdir: str | Path | None) -> ModelSo
     return model
 
 
+def _download_dir(workdir: str | Path | None) -> Path:
+    """Where downloaded model files go: ``workdir``, else a directory removed when this process exits."""
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")  # job logs, not a terminal
+    dst = Path(workdir) if workdir else scratch_dir("ucluster-model-")
+    dst.mkdir(parents=True, exist_ok=True)
+    return dst
+
+
 def _download_logged_model(client, run, dst: Path) -> Path | None:
     """The run's logged MLflow model ``model``, downloaded through this client's store (not the process's)."""
     from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
@@ -335,21 +341,26 @@ def _download_logged_model(client, run, dst: Path) -> Path | None:
 
 
 def _from_registry(spec: str, tracking: str, workdir: str | Path | None) -> ModelSource:
-    """A registered model version (``models:/name/version`` or ``models:/name@alias``), downloaded."""
-    import mlflow
+    """A registered model version (``models:/name/version`` or ``models:/name@alias``), downloaded.
+
+    Resolved through a client of the given store: MLflow's own ``models:/`` download reads the process-wide
+    registry URI instead, which in a driver running several jobs may be another job's store."""
     from mlflow.exceptions import MlflowException
+    from mlflow.store.artifact.artifact_repository_registry import get_artifact_repository
+    from mlflow.tracking import MlflowClient
 
     body = spec[len("models:/"):].strip("/")
-    if not body or ("/" not in body and "@" not in body):
+    name, sep, ref = body.rpartition("@") if "@" in body else body.rpartition("/")
+    if not name or not ref:
         raise InferenceError(f"{spec}: expected models:/<name>/<version> or models:/<name>@<alias>")
     uri = store_uri(tracking)
     check_store(uri)
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
-    dst = Path(workdir) if workdir else scratch_dir("ucluster-model-")
-    dst.mkdir(parents=True, exist_ok=True)
+    dst = _download_dir(workdir)
+    client = MlflowClient(tracking_uri=uri, registry_uri=uri)
     try:
-        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=spec, dst_path=str(dst), tracking_uri=uri,
-                                                         registry_uri=uri))
+        version = client.get_model_version_by_alias(name, ref) if sep == "@" else client.get_model_version(name, ref)
+        source = client.get_model_version_download_uri(name, version.version)
+        local = Path(get_artifact_repository(source).download_artifacts("", str(dst)))
     except (MlflowException, OSError) as exc:
         raise InferenceError(f"{spec}: no such registered model version in {uri} ({_first_line(exc)})") from None
     model = _from_path(local)

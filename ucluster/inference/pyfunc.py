@@ -22,14 +22,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from mlflow.pyfunc import PythonModel
 
 from ucluster.data import schema as S
 from ucluster.inference import predict as P
-
-try:  # the base class is MLflow's; the module stays importable (for its helpers) where MLflow is not
-    from mlflow.pyfunc import PythonModel
-except ImportError:  # pragma: no cover - MLflow is a dependency of the package
-    PythonModel = object
 
 KERAS_KEY, CARD_KEY = "keras_model", "model_card"
 OUTPUTS = (P.CLUSTER, P.DISTANCES, P.SOFT, P.SCORES)
@@ -114,12 +110,12 @@ class UClusterModel(PythonModel):
                              **{name: list(out[name]) for name in OUTPUTS[1:]}})
 
 
-def signature(n_clusters: int, n_outputs: int, alpha: float):
-    """Input: the dataset's two columns; output: cluster id and three float arrays; params: α, feature names."""
+def signature(alpha: float):
+    """Input: the dataset's two columns; output: cluster id and three float arrays; params: α, feature names.
+    (Array lengths are not part of an MLflow schema: the card records K and the number of classes.)"""
     from mlflow.models import ModelSignature
     from mlflow.types.schema import Array, ColSpec, ParamSchema, ParamSpec, Schema
 
-    del n_clusters, n_outputs  # array lengths are not part of an MLflow schema; the card records them
     inputs = Schema([ColSpec("binary", S.FEATURES), ColSpec("long", S.N_PARTICLES)])
     outputs = Schema([ColSpec("long", P.CLUSTER)] + [ColSpec(Array("float"), name) for name in OUTPUTS[1:]])
     params = ParamSchema([ParamSpec("alpha", "double", float(alpha)), ParamSpec("feature_names", "string", "")])
@@ -140,17 +136,22 @@ def package_dir() -> str:
     return str(Path(__file__).resolve().parent.parent)
 
 
+def _model_arguments(keras_path: str | Path, card: dict, tmp: Path) -> dict:
+    """What ``save_model`` and ``log_model`` both take: the wrapper, its two artifacts (staged in ``tmp`` under
+    the names the loaders look for), the code, the signature and the requirements."""
+    card_path, keras_copy = tmp / "ucluster_model.json", tmp / "model.keras"
+    card_path.write_text(json.dumps(card, indent=2) + "\n")
+    shutil.copyfile(keras_path, keras_copy)
+    return {"python_model": UClusterModel(), "artifacts": {KERAS_KEY: str(keras_copy), CARD_KEY: str(card_path)},
+            "code_paths": [package_dir()], "signature": signature(card["alpha"]), "pip_requirements": _requirements()}
+
+
 def save_pyfunc(keras_path: str | Path, card: dict, path: str | Path) -> None:
     """Write the MLflow model directory (MLmodel, artifacts, code) to ``path`` without any tracking store."""
     import mlflow
 
     with tempfile.TemporaryDirectory() as tmp:
-        card_path = Path(tmp) / "ucluster_model.json"
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
-        mlflow.pyfunc.save_model(
-            str(path), python_model=UClusterModel(), artifacts={KERAS_KEY: str(keras_path), CARD_KEY: str(card_path)},
-            code_paths=[package_dir()], signature=signature(card["n_clusters"], card["n_outputs"], card["alpha"]),
-            pip_requirements=_requirements())
+        mlflow.pyfunc.save_model(str(path), **_model_arguments(keras_path, card, Path(tmp)))
 
 
 def log_pyfunc(keras_path: str | Path, card: dict, example=None, name: str = "model",
@@ -165,17 +166,11 @@ def log_pyfunc(keras_path: str | Path, card: dict, example=None, name: str = "mo
     import mlflow
     from mlflow.exceptions import MlflowException
 
+    # MLflow warns that it cannot infer pip requirements from a sample run; the installed ones are stated.
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
     with tempfile.TemporaryDirectory() as tmp:
-        card_path = Path(tmp) / "ucluster_model.json"
-        card_path.write_text(json.dumps(card, indent=2) + "\n")
-        keras_copy = Path(tmp) / "model.keras"
-        shutil.copyfile(keras_path, keras_copy)
-        sig = signature(card["n_clusters"], card["n_outputs"], card["alpha"])
-        # MLflow warns that it cannot infer pip requirements from a sample run; the installed ones are stated.
-        logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)
-        info = mlflow.pyfunc.log_model(
-            name=name, python_model=UClusterModel(), artifacts={KERAS_KEY: str(keras_copy), CARD_KEY: str(card_path)},
-            code_paths=[package_dir()], signature=sig, input_example=example, pip_requirements=_requirements())
+        arguments = _model_arguments(keras_path, card, Path(tmp))
+        info = mlflow.pyfunc.log_model(name=name, input_example=example, **arguments)
     if not registered_model:
         return info, None, None
     try:

@@ -36,18 +36,14 @@ class MLflowTracker:
         setup_mlflow(cfg.run.output_dir, cfg.run.experiment, cfg.run.tracking_uri)
         # A new run may be a child (a tuning trial); a resumed run keeps the tags it was created with.
         self.meta = meta
-        tags = None
-        if run_id is None:
-            tags = source_tags(cfg)
-            if cfg.run.parent_run_id:
-                tags["mlflow.parentRunId"] = cfg.run.parent_run_id
+        tags = {"mlflow.parentRunId": cfg.run.parent_run_id} if cfg.run.parent_run_id and run_id is None else None
         run = mlflow.start_run(run_id=run_id, run_name=cfg.run.run_name or None, tags=tags)
         self.run_id = run.info.run_id
         self.fallback = MetricsFallback(cfg.run.output_dir, self.run_id, mlflow.get_tracking_uri())
         if not run.data.params:  # a new run (the driver may have created it): params once; never credentials
             flat = {k: (",".join(map(str, v)) if isinstance(v, list) else v)
                     for k, v in config_from_dict(redact_config_dict(cfg.to_dict())).flat().items()}
-            mlflow.set_tags(source_tags(cfg))  # the driver may have created the run: tags here
+            mlflow.set_tags(source_tags(cfg))  # here, not at start_run: the driver usually created the run
             log_dataset(cfg.data.path, meta)
             flat.update(params)
             flat.update({"data.n_features": meta.n_features, "data.feature_names": ",".join(meta.feature_names),
