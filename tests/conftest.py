@@ -2,6 +2,8 @@
 
 import os
 import sys
+from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from pyspark.sql import SparkSession
@@ -22,6 +24,17 @@ def spark():
     )
     yield session
     session.stop()
+
+
+# Small enough to train in seconds on 2 cores (tiny_config, trained).
+TINY = {
+    "data.max_particles": 30, "data.shuffle_buffer": 256,
+    "model.k": 6, "model.gap1_channels": 8, "model.gap2_channels": 8, "model.gap2_heads": 2,
+    "model.point_channels": "16,16", "model.latent_dim": 16, "model.head_units": "16",
+    "model.dropout": 0.0, "model.mass_bins": 8,
+    "train.batch_size": 32, "train.pretrain_epochs": 1, "train.epochs": 3, "train.kmeans_sample": 300,
+    "run.np": -1, "run.progress": False,
+}
 
 
 # --- real Pythia jets, generated once per test session (small and seeded) -------------------------------
@@ -55,12 +68,25 @@ def tiny_config(jet_dataset, tmp_path):
     """A configuration small enough to train in seconds on 2 cores, on the session's Pythia dataset."""
     from ucluster.config import load_config
 
-    overrides = {
-        "data.path": str(jet_dataset), "data.max_particles": 30, "data.shuffle_buffer": 256,
-        "model.k": 6, "model.gap1_channels": 8, "model.gap2_channels": 8, "model.gap2_heads": 2,
-        "model.point_channels": "16,16", "model.latent_dim": 16, "model.head_units": "16",
-        "model.dropout": 0.0, "model.mass_bins": 8,
-        "train.batch_size": 32, "train.pretrain_epochs": 1, "train.epochs": 3, "train.kmeans_sample": 300,
-        "run.output_dir": str(tmp_path / "run"), "run.np": -1, "run.progress": False,
-    }
+    overrides = {**TINY, "data.path": str(jet_dataset), "run.output_dir": str(tmp_path / "run")}
     return load_config(None, overrides)
+
+
+# --- a tiny model trained for real once per session (about 40 s here): inference and fault tests read it ---
+@pytest.fixture(scope="session")
+def trained(jet_dataset, tmp_path_factory):
+    """Train the tiny model (3 epochs; α of the epoch selected on val: 1 or 3) into a fresh directory with its own
+    MLflow store.
+
+    Session-scoped rather than per module: the modules only read the model (and log evaluations beside it),
+    and one training fewer keeps these tests within their time budget on two cores."""
+    from ucluster.config import load_config
+    from ucluster.train.trainer import train
+
+    out = tmp_path_factory.mktemp("trained")
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        cfg = load_config(None, {**TINY, "data.path": str(jet_dataset), "run.output_dir": str(out / "run")})
+        result = train(cfg)
+    return SimpleNamespace(cfg=cfg, result=result, run_id=result["run_id"], run_dir=Path(cfg.run.output_dir),
+                           model_path=Path(result["model_path"]), alpha=result["alpha"])
