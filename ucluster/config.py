@@ -24,6 +24,7 @@ TARGETS = ("mass_bins", "mass_sd_bins", "joint_bins", "truth")
 # data.mass_max]) and the N-subjettiness ratios (over [0, 1])
 TARGET_VARS = ("mass", "mass_sd", "tau21", "tau32")
 KMEANS_SPACES = ("latent", "target")
+RUN_ENGINES = ("horovod", "tf_distribute", "auto", "jax")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ucluster.yaml"
 
 
@@ -115,7 +116,10 @@ class RunConfig:
     parent_run_id: str = ""  # MLflow run this run is nested under (set by jobs/tune.py for its trials)
     tracking_uri: str = ""  # empty: $MLFLOW_TRACKING_URI, else sqlite under output_dir
     np: int = -1  # HorovodRunner meaning: < 0 local processes, > 0 Spark tasks
-    engine: str = "horovod"  # "horovod" (TensorFlow + Horovod, CPU workers) or "jax" (one device, KERAS_BACKEND=jax)
+    # "horovod" (TensorFlow + Horovod, CPU workers), "tf_distribute" (TensorFlow MultiWorkerMirroredStrategy in
+    # Spark barrier tasks / local processes: no Horovod needed), "auto" (Horovod if importable, else
+    # tf_distribute) or "jax" (one device, KERAS_BACKEND=jax)
+    engine: str = "horovod"
     resume: bool = False
     progress: bool = True
     deterministic: bool = False  # TensorFlow deterministic ops (bit-reproducible resumes; a little slower)
@@ -273,7 +277,8 @@ def validate(cfg: Config) -> None:
         (t.kmeans_sample >= m.n_clusters, "train.kmeans_sample must be at least model.n_clusters"),
         (cfg.run.max_restarts >= 0, "run.max_restarts must be >= 0"),
         (cfg.run.np != 0, "run.np must be non-zero (< 0: local processes, > 0: Spark tasks)"),
-        (cfg.run.engine in ("horovod", "jax"), f"run.engine must be 'horovod' or 'jax', got '{cfg.run.engine}'"),
+        (cfg.run.engine in RUN_ENGINES,
+         f"run.engine must be one of {', '.join(RUN_ENGINES)}, got '{cfg.run.engine}'"),
     ]
     for ok, message in checks:
         if not ok:

@@ -142,9 +142,13 @@ def train(cfg: Config, spark=None) -> dict:
             raise TrainingError(f"run.engine=jax trains in this process on one device; run.np must be -1, "
                                 f"not {cfg.run.np}")
     else:
-        from ucluster.distributed import HorovodRunner
+        from ucluster.distributed import RUNNERS, resolve_engine
 
-        runner = HorovodRunner(np=cfg.run.np, spark=spark)
+        engine, why = resolve_engine(cfg.run.engine)
+        print(f"engine: {engine} ({why})", file=sys.stderr, flush=True)
+        if engine != cfg.run.engine:  # the workers (and the checkpoint, and MLflow) see the engine that runs
+            cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, engine=engine))
+        runner = RUNNERS[engine](np=cfg.run.np, spark=spark)
         runner.check_slots()
     for warning in preflight(cfg, runner.num_workers if runner else 1)["warnings"]:
         print(f"warning: {warning}", file=sys.stderr, flush=True)

@@ -5,7 +5,7 @@
 
 from __future__ import annotations
 
-ENGINES = ("horovod", "jax")
+ENGINES = ("horovod", "tf_distribute", "jax")
 
 
 def make_engine(name: str, deterministic: bool = False, threads: int = 0):
@@ -13,6 +13,10 @@ def make_engine(name: str, deterministic: bool = False, threads: int = 0):
         from ucluster.train.engines.horovod_tf import HorovodTFEngine
 
         return HorovodTFEngine(deterministic=deterministic, threads=threads)
+    if name == "tf_distribute":
+        from ucluster.train.engines.tf_distribute import TFDistributeEngine
+
+        return TFDistributeEngine(deterministic=deterministic, threads=threads)
     if name == "jax":
         from ucluster.train.engines.jax_local import JaxLocalEngine
 
