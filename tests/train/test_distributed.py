@@ -89,3 +89,16 @@ def test_runner_rejects_bad_np(runner):
         runner(np=0)
     with pytest.raises(LaunchError, match="local processes but this machine has"):
         runner(np=-4096).check_slots()
+
+
+def test_tf_distribute_in_a_spark_barrier_stage_matches_local_processes(tiny_config, spark):
+    """np > 0: two Spark tasks of one barrier stage build TF_CONFIG from the task infos and train together."""
+    stream = JetStream(tiny_config, "train")
+    batches = list(stream.batches(32, 2, epoch=0, seed=5))
+    kwargs = {"engine_name": "tf_distribute", "config": tiny_config.to_dict(), "batches": batches, "lr": 1e-3}
+    *spark_two, coll = TFDistributeRunner(np=2, spark=spark).run(_steps_worker, **kwargs)
+    *local_two, _ = TFDistributeRunner(np=-2).run(_steps_worker, **kwargs)
+    for (_, a), (_, b) in zip(spark_two, local_two, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+    assert coll["objects"] == [{"rank": 0}, {"rank": 1}]
