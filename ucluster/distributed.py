@@ -2,7 +2,9 @@
 
 ``HorovodRunner(np=N).run(fn, **kwargs)`` follows Databricks' HorovodRunner: ``np < 0`` starts |np| local
 processes on the driver (Gloo), ``np > 0`` starts np Spark tasks through ``horovod.spark.run``. It returns
-rank 0's return value.
+rank 0's return value. :class:`TFDistributeRunner` has the same shape for the tf_distribute engine (no
+Horovod): local worker processes, or np Spark tasks in one barrier stage, each with its own ``TF_CONFIG``.
+``run.engine: auto`` is resolved here (:func:`resolve_engine`).
 """
 
 from __future__ import annotations
@@ -199,8 +201,9 @@ def _run_local(workdir: str, n: int, poll_s: float = 0.1) -> Any:
             codes = [p.poll() for p, _ in procs]
             bad = [(r, c) for r, c in enumerate(codes) if c not in (None, 0)]
             if bad:
-                # the one that failed first is the cause; the others fail after it (a peer gone)
-                rank, code = bad[0]
+                # The cause is the worker that died; peers then fail on their collectives. Seen in the same
+                # poll, a worker ended by a signal is the likelier cause than one that exited with an error.
+                rank, code = min(bad, key=lambda rc: (rc[1] >= 0, rc[0]))
                 raise _lost(rank, code, workdir)
             if all(c == 0 for c in codes):
                 break

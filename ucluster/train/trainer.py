@@ -3,7 +3,9 @@
 :func:`train` validates the inputs cheaply (:func:`preflight`), then launches :func:`train_worker` on
 ``|run.np|`` workers. Each worker builds the engine named by ``run.engine`` and calls
 :func:`ucluster.train.loop.run`: ``horovod`` (TensorFlow + Horovod, HorovodRunner-style: local processes or
-Spark tasks) or ``jax`` (one process on one JAX device, ``KERAS_BACKEND=jax``: the GPU path).
+Spark tasks), ``tf_distribute`` (TensorFlow MultiWorkerMirroredStrategy: local processes or a Spark barrier
+stage; ``auto`` picks it where Horovod does not import) or ``jax`` (one process on one JAX device,
+``KERAS_BACKEND=jax``: the GPU path).
 """
 
 from __future__ import annotations
