@@ -9,6 +9,10 @@ ENGINES = ("horovod", "tf_distribute", "jax")
 
 
 def make_engine(name: str, deterministic: bool = False, threads: int = 0):
+    if name == "auto":  # normally resolved by the job on the driver already (and printed there)
+        from ucluster.distributed import resolve_engine
+
+        name = resolve_engine(name)[0]
     if name == "horovod":
         from ucluster.train.engines.horovod_tf import HorovodTFEngine
 
