@@ -294,6 +294,8 @@ def main(argv: list[str] | None = None) -> dict:
         "scale; what two Horovod workers lose goes to the per-step gradient allreduce (Gloo over loopback) and to "
         "the loader and Horovod threads, which have no spare core on a 2-core machine. Here one worker using both "
         "cores is the faster choice; the 2-worker figure is what a 2-slot Spark cluster would get.",
+        "Engines: both run the same loop, model, data and per-worker batch; they differ in the gradient "
+        "all-reduce (Horovod: Gloo; tf_distribute: MultiWorkerMirroredStrategy's gRPC ring) and in the launcher.",
         "Memory: each worker holds one shuffle buffer (data.shuffle_buffer jets) plus one row group, whatever the "
         "dataset size.",
         "Conversion: a file of 100k jets (a 600-jet Pythia sample tiled), best of 5, in a process of its own. On "
