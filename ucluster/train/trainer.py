@@ -147,13 +147,14 @@ def train(cfg: Config, spark=None) -> dict:
         from ucluster.distributed import RUNNERS, resolve_engine
 
         engine, why = resolve_engine(cfg.run.engine)
-        print(f"engine: {engine} ({why})", file=sys.stderr, flush=True)
         if engine != cfg.run.engine:  # the workers (and the checkpoint, and MLflow) see the engine that runs
             cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, engine=engine))
         runner = RUNNERS[engine](np=cfg.run.np, spark=spark)
         runner.check_slots()
     for warning in preflight(cfg, runner.num_workers if runner else 1)["warnings"]:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
+    if runner is not None:  # said once the inputs passed: the engine that now starts, and why
+        print(f"engine: {cfg.run.engine} ({why})", file=sys.stderr, flush=True)
     Path(cfg.run.output_dir).mkdir(parents=True, exist_ok=True)
     from ucluster.train.supervisor import supervise
 
