@@ -229,6 +229,11 @@ def _barrier_task(payload: bytes):
 
         ctx = BarrierTaskContext.get()
         rank = ctx.partitionId()
+        if ctx.attemptNumber() > 0:
+            # Spark re-ran the whole barrier stage after a lost task (spark.task.maxFailures > 1): that would
+            # train again from the start. Restarts belong to the driver, which resumes from the checkpoint.
+            raise RuntimeError(f"tf_distribute worker {rank}: Spark retried the barrier stage (attempt "
+                               f"{ctx.attemptNumber() + 1}); the ucluster driver restarts from the checkpoint")
         host = ctx.getTaskInfos()[rank].address.rsplit(":", 1)[0]
         cluster = ctx.allGather(f"{host}:{_free_port()}")  # in partition order: index = rank
         hosts = [c.rsplit(":", 1)[0] for c in cluster]
