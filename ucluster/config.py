@@ -115,7 +115,10 @@ class RunConfig:
     parent_run_id: str = ""  # MLflow run this run is nested under (set by jobs/tune.py for its trials)
     tracking_uri: str = ""  # empty: $MLFLOW_TRACKING_URI, else sqlite under output_dir
     np: int = -1  # HorovodRunner meaning: < 0 local processes, > 0 Spark tasks
-    engine: str = "horovod"  # "horovod" (TensorFlow + Horovod, CPU workers) or "jax" (one device, KERAS_BACKEND=jax)
+    engine: str = "horovod"  # "horovod" (TensorFlow + Horovod, CPU workers) or "jax" (local devices, KERAS_BACKEND=jax)
+    # engine jax: local devices trained on data-parallel (0 = all); each gets train.batch_size jets of every step
+    # and the lr is scaled by their count like workers (train.scale_lr)
+    devices: int = 0
     resume: bool = False
     progress: bool = True
     deterministic: bool = False  # TensorFlow deterministic ops (bit-reproducible resumes; a little slower)
@@ -272,6 +275,7 @@ def validate(cfg: Config) -> None:
         (t.lr_decay_every >= 1, "train.lr_decay_every must be at least 1"),
         (t.kmeans_sample >= m.n_clusters, "train.kmeans_sample must be at least model.n_clusters"),
         (cfg.run.max_restarts >= 0, "run.max_restarts must be >= 0"),
+        (cfg.run.devices >= 0, f"run.devices must be >= 0 (0 = all local devices), got {cfg.run.devices}"),
         (cfg.run.np != 0, "run.np must be non-zero (< 0: local processes, > 0: Spark tasks)"),
         (cfg.run.engine in ("horovod", "jax"), f"run.engine must be 'horovod' or 'jax', got '{cfg.run.engine}'"),
     ]
