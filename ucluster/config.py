@@ -44,6 +44,9 @@ class DataConfig:
     max_particles: int = 100  # leading particles used (<= the dataset's P)
     shuffle_buffer: int = 65536  # jets in each worker's shuffle buffer: must span many row groups (see conf/)
     reader_threads: int = 2  # row groups read and decoded in parallel by each worker
+    # keep each worker's decoded shard in memory after its first epoch (~ jets x max_particles x features x 4
+    # bytes): later epochs skip Parquet reading and decoding; same batches, same shuffling
+    cache: bool = False
     max_train_jets: int = 0  # 0 = all; caps the jets each epoch reads (global, split across workers)
     max_eval_jets: int = 0  # 0 = all; caps the test jets evaluated
     # [mass_min, mass_max, pt_min, pt_max] of the jets evaluated (test and val splits); empty = the training

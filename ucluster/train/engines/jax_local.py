@@ -91,7 +91,9 @@ class Placement:
         self._jax = jax
 
     def replicate(self, tree: Any) -> Any:
-        return self._jax.device_put(tree, self.replicated)
+        """``tree`` committed to the devices: a copy on each (one device: placed as the step's outputs are, so
+        that feeding them back never recompiles)."""
+        return self._jax.device_put(tree, self.devices[0] if self.n == 1 else self.replicated)
 
     def shard(self, tree: Any) -> Any:
         """Split every array of ``tree`` along axis 0 (its length must be a multiple of the device count)."""
@@ -174,11 +176,9 @@ class JaxLocalEngine(SingleProcessCollectives):
     def put(self, batch: dict) -> dict:
         """The step's arrays of ``batch`` on the devices (split over them). Called in the loader's prefetch
         thread, so the host-to-device copy overlaps the running step instead of sitting in front of it."""
-        import jax
-
         arrays = {k: batch[k] for k in STEP_KEYS}
         if self.replicas == 1:
-            return jax.device_put(arrays, self.placement.devices[0])
+            return self.placement.replicate(arrays)
         n = len(arrays["target"])
         if n % self.replicas:
             raise ValueError(f"a batch of {n} jets does not split over {self.replicas} devices")
@@ -205,12 +205,11 @@ class JaxLocalEngine(SingleProcessCollectives):
 
         opt_vars = list(self.state[2])
         value = jnp.asarray(lr, opt_vars[self._lr_index].dtype)
-        opt_vars[self._lr_index] = value if self.replicas == 1 else self.placement.replicate(value)
+        opt_vars[self._lr_index] = self.placement.replicate(value)
         self.state = (self.state[0], self.state[1], opt_vars)
 
     def pull(self) -> None:
         write_state_back(self.model, self.optimizer, self.state)
 
     def push(self) -> None:
-        state = init_state(self.model, self.optimizer)
-        self.state = state if self.replicas == 1 else self.placement.replicate(state)
+        self.state = self.placement.replicate(init_state(self.model, self.optimizer))
