@@ -6,11 +6,12 @@
 The small dataset (real Pythia jets converted by conversion/) is tiled into a Parquet dataset of --jets training
 jets (630 000 = the hls4ml training set). For each device count (``--devices``, data-parallel through
 :class:`ucluster.train.engines.jax_local.JaxLocalEngine`, ``--batch`` jets per device) it measures: the training
-step alone on batches already on the devices, the loader alone, one full epoch read from Parquet the way the
-training loop runs it (batches put on the devices in the prefetch thread, for each ``--readers`` count), the
-same epoch with the host-to-device copy left in the step's thread (the loop before this change), and with
-``--cache`` an epoch from the decoded in-memory shard (``data.cache``). Ratios are within this one run: epoch
-rate / step rate, and N devices / 1 device. No TensorFlow is needed.
+step alone on batches already on the devices; the loader alone; the loader with the copy to the devices but no
+step (the most an epoch can reach with this feed); one full epoch read from Parquet the way the training loop
+runs it (batches put on the devices in the prefetch thread), for each ``--readers`` count; the same epoch with
+the host-to-device copy left in the step's thread (the loop before this change); and with ``--cache`` an epoch
+from the decoded in-memory shard (``data.cache``). Ratios are within this one run: epoch rate / step rate, and
+N devices / 1 device. No TensorFlow is needed.
 """
 
 from __future__ import annotations
@@ -109,10 +110,19 @@ def measure(cfg, data: Path, n_devices: int, readers: list[int], step_steps: int
     n = sum(1 for _ in prefetch(stream.batches(B, steps, epoch=1, seed=1)))
     loader_rate = n * B / (time.perf_counter() - t0)
 
+    # (2b) the loader plus the copy to the devices, no step: the most an epoch can reach with this feed
+    t0 = time.perf_counter()
+    fed = None
+    for batch in prefetch(map(engine.put, stream.batches(B, steps, epoch=1, seed=1))):
+        fed = batch  # keep only the newest, as the step would
+    jax.block_until_ready(fed)
+    feed_rate = steps * B / (time.perf_counter() - t0)
+
     # (3) epochs from Parquet end to end: host -> device copy in the step's thread, then in the prefetch thread
     result = {"devices": engine.replicas, "device": str(getattr(jax.local_devices()[0], "device_kind", "?")),
               "global_batch": B, "epoch_jets": steps * B, "compile_seconds": compile_s,
-              "step_jets_per_s": step_rate, "loader_jets_per_s": loader_rate}
+              "step_jets_per_s": step_rate, "loader_jets_per_s": loader_rate,
+              "loader_to_device_jets_per_s": feed_rate}
     result["epoch_host_put_jets_per_s"] = epoch(stream.batches(B, steps, epoch=2, seed=1), put=False)
     for threads in readers:
         rate = epoch(stream_with(threads).batches(B, steps, epoch=3, seed=1), put=True)
