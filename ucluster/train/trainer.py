@@ -4,8 +4,8 @@
 ``|run.np|`` workers. Each worker builds the engine named by ``run.engine`` and calls
 :func:`ucluster.train.loop.run`: ``horovod`` (TensorFlow + Horovod, HorovodRunner-style: local processes or
 Spark tasks), ``tf_distribute`` (TensorFlow MultiWorkerMirroredStrategy: local processes or a Spark barrier
-stage; ``auto`` picks it where Horovod does not import) or ``jax`` (one process on one JAX device,
-``KERAS_BACKEND=jax``: the GPU path).
+stage; ``auto`` picks it where Horovod does not import) or ``jax`` (one process on its local JAX devices,
+data-parallel over ``run.devices`` of them, ``KERAS_BACKEND=jax``: the GPU path).
 """
 
 from __future__ import annotations
@@ -117,7 +117,7 @@ def train_worker(config: dict, run_id: str | None = None, attempt: int = 0, rest
     from ucluster.train.faults import WorkerStatus
 
     cfg = config_from_dict(config)
-    engine = make_engine(cfg.run.engine, cfg.run.deterministic, cfg.run.threads_per_worker)
+    engine = make_engine(cfg.run.engine, cfg.run.deterministic, cfg.run.threads_per_worker, cfg.run.devices)
     status = WorkerStatus(cfg.run.output_dir, engine.rank, attempt)
     try:
         result = loop.run(cfg, engine, run_id=run_id, heartbeat=status.epoch, restart=restart)
@@ -139,10 +139,10 @@ def train(cfg: Config, spark=None) -> dict:
         cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, source=cfg.run.source or source,
                                                                source_commit=cfg.run.source_commit or commit))
     runner = None
-    if cfg.run.engine == "jax":  # one process, one device: no launcher
+    if cfg.run.engine == "jax":  # one process, its local devices (run.devices): no launcher
         if cfg.run.np != -1:
-            raise TrainingError(f"run.engine=jax trains in this process on one device; run.np must be -1, "
-                                f"not {cfg.run.np}")
+            raise TrainingError(f"run.engine=jax trains in this process on its local devices (run.devices); "
+                                f"run.np must be -1, not {cfg.run.np}")
     else:
         from ucluster.distributed import RUNNERS, resolve_engine
 

@@ -8,7 +8,8 @@ from __future__ import annotations
 ENGINES = ("horovod", "tf_distribute", "jax")
 
 
-def make_engine(name: str, deterministic: bool = False, threads: int = 0):
+def make_engine(name: str, deterministic: bool = False, threads: int = 0, devices: int = 0):
+    """``devices``: local JAX devices the ``jax`` engine trains on, data-parallel (0 = all)."""
     if name == "auto":  # normally resolved by the job on the driver already (and printed there)
         from ucluster.distributed import resolve_engine
 
@@ -24,5 +25,5 @@ def make_engine(name: str, deterministic: bool = False, threads: int = 0):
     if name == "jax":
         from ucluster.train.engines.jax_local import JaxLocalEngine
 
-        return JaxLocalEngine()
+        return JaxLocalEngine(devices)
     raise ValueError(f"run.engine: unknown engine '{name}' (expected one of {', '.join(ENGINES)})")
