@@ -3,7 +3,9 @@
     spark-submit jobs/train.py --data data/jets.parquet --np 2
     python -m jobs.train --data data/jets.parquet --np -2 --train.epochs 10
     python -m jobs.train --config conf/demo.yaml --out runs/demo/train --resume
-    python -m jobs.train --data data/jets.parquet --engine jax        # one process on one JAX device (GPU)
+    python -m jobs.train --data data/jets.parquet --engine jax        # one process on every local GPU (JAX)
+    python -m jobs.train --data data/jets.parquet --engine jax --devices 1   # ... on one of them
+    spark-submit jobs/train.py --data data/jets.parquet --np 2 --engine tf_distribute   # no Horovod needed
 
 --np follows HorovodRunner: < 0 starts |np| processes on this machine, > 0 starts np Spark tasks.
 Any config field can be overridden with --section.field VALUE (see conf/ucluster.yaml).
@@ -32,7 +34,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", dest="cfg__run__output_dir", default=None, help="output directory (run.output_dir)")
     p.add_argument("--epochs", dest="cfg__train__epochs", default=None, help="total epochs (train.epochs)")
     p.add_argument("--engine", dest="cfg__run__engine", default=None,
-                   help="horovod (TensorFlow + Horovod workers) or jax (one device) (run.engine)")
+                   help="horovod (TensorFlow + Horovod workers), tf_distribute (TensorFlow MultiWorkerMirrored"
+                        "Strategy, no Horovod), auto (Horovod if importable, else tf_distribute) or jax (local "
+                        "devices) (run.engine)")
+    p.add_argument("--devices", dest="cfg__run__devices", default=None,
+                   help="engine jax: local devices to train on, data-parallel; 0 = all (run.devices)")
     p.add_argument("--supervised", action="store_true",
                    help="train on the true labels (model.target=truth): the supervised ceiling of the same network")
     p.add_argument("--resume", action="store_true", help="continue the run checkpointed in the output directory")

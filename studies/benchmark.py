@@ -2,11 +2,14 @@
 
     python -m studies.benchmark [--out docs] [--quick]
 
+    python -m studies.benchmark engines [--jets X] [--json PATH]   # only (2)
+
 Measures on this machine: (1) the Parquet loader's throughput next to the training step's consumption on the
-same batches, (2) Horovod scaling on 1 and 2 workers at a fixed per-worker batch, (3) the peak RSS of a
-training worker for a dataset of X and 10X jets, (4) conversion (and assignment, when its benchmark exists)
-throughput; and (5) copies in the GPU figures measured with `studies/benchmark_gpu.py` on the device machine
-(docs/benchmarks_gpu.json). Prints one table and writes docs/benchmarks.json and docs/benchmarks.md.
+same batches, (2) scaling of both distributed engines (Horovod, tf_distribute) on 1 and 2 workers at a fixed
+per-worker batch, same model and data, (3) the peak RSS of a training worker for a dataset of X and 10X jets,
+(4) conversion (and assignment, when its benchmark exists) throughput; and (5) copies in the GPU figures
+measured with `studies/benchmark_gpu.py` on the device machine (docs/benchmarks_gpu.json). Prints one table
+and writes docs/benchmarks.json and docs/benchmarks.md.
 """
 
 from __future__ import annotations
@@ -89,17 +92,43 @@ def _train(cfg, **changes) -> dict:
     return train(cfg)
 
 
-def bench_scaling(cfg, out: Path) -> dict:
-    """Training jets/s for 1 and 2 Horovod workers at the same per-worker batch, one core per worker."""
-    common = {"train.epochs": 2, "train.pretrain_epochs": 2, "run.threads_per_worker": 1, "run.progress": False}
-    one = _train(cfg, **common, **{"run.np": -1, "run.output_dir": str(out / "scale1")})
-    two = _train(cfg, **common, **{"run.np": -2, "run.output_dir": str(out / "scale2")})
+def bench_scaling(cfg, out: Path, engine: str = "horovod") -> dict:
+    """Training jets/s of ``engine`` for 1 and 2 workers at the same per-worker batch, one core per worker
+    (same model, data and config for every engine)."""
+    common = {"train.epochs": 2, "train.pretrain_epochs": 2, "run.threads_per_worker": 1, "run.progress": False,
+              "run.engine": engine}
+    one = _train(cfg, **common, **{"run.np": -1, "run.output_dir": str(out / f"{engine}_scale1")})
+    two = _train(cfg, **common, **{"run.np": -2, "run.output_dir": str(out / f"{engine}_scale2")})
     both_cores = _train(cfg, **{**common, "run.threads_per_worker": 0},
-                        **{"run.np": -1, "run.output_dir": str(out / "scale1all")})
-    return {"per_worker_batch": cfg.train.batch_size, "one_worker_jets_per_s": one["jets_per_s"],
+                        **{"run.np": -1, "run.output_dir": str(out / f"{engine}_scale1all")})
+    return {"engine": engine, "per_worker_batch": cfg.train.batch_size, "one_worker_jets_per_s": one["jets_per_s"],
             "two_workers_jets_per_s": two["jets_per_s"],
             "scaling_efficiency": two["jets_per_s"] / (2 * one["jets_per_s"]),
             "one_worker_all_cores_jets_per_s": both_cores["jets_per_s"]}
+
+
+ENGINES = ("horovod", "tf_distribute")
+
+
+def scaling_rows(results: dict) -> list[str]:
+    """Table rows of the engine x workers scaling figures (``scaling`` is Horovod's, as before)."""
+    rows = []
+    for engine in ENGINES:
+        sc = results.get("scaling" if engine == "horovod" else f"scaling_{engine}")
+        if not sc:
+            continue
+        rows += [
+            f"| {engine}, 1 worker (1 core), batch {sc['per_worker_batch']} | {sc['one_worker_jets_per_s']:,.0f} "
+            "jets/s | |",
+            f"| {engine}, 2 workers (1 core each) | {sc['two_workers_jets_per_s']:,.0f} jets/s | |",
+            f"| {engine}, scaling efficiency 2 vs 1 | {sc['scaling_efficiency']:.2f} | >= 0.9 |",
+            f"| {engine}, 1 worker using both cores | {sc['one_worker_all_cores_jets_per_s']:,.0f} jets/s | |",
+        ]
+    if results.get("scaling") and results.get("scaling_tf_distribute"):
+        h, t = results["scaling"], results["scaling_tf_distribute"]
+        rows.append(f"| tf_distribute / horovod, 2 workers | "
+                    f"{t['two_workers_jets_per_s'] / h['two_workers_jets_per_s']:.2f} | |")
+    return rows
 
 
 def bench_memory(cfg, small: Path, large: Path, out: Path) -> dict:
@@ -115,6 +144,41 @@ def bench_memory(cfg, small: Path, large: Path, out: Path) -> dict:
     return {"train_jets_X": n_small, "train_jets_10X": n_large, "peak_rss_mb_X": a["worker_peak_rss_mb"],
             "peak_rss_mb_10X": b["worker_peak_rss_mb"],
             "rss_growth": b["worker_peak_rss_mb"] / a["worker_peak_rss_mb"] - 1}
+
+
+def bench_engines(large: Path, work: Path) -> dict:
+    """The scaling figures of every engine, on the paper's per-worker batch (1024) and the 10X dataset
+    (enough steps per epoch for 2 workers)."""
+    from ucluster.config import load_config
+
+    cfg = load_config(REPO / "conf" / "demo.yaml", {"data.path": str(large), "train.batch_size": 1024,
+                                                     "train.kmeans_sample": 2000, "run.progress": False})
+    out = {}
+    for engine in ENGINES:
+        print(f"    {engine} ...", flush=True)
+        out["scaling" if engine == "horovod" else f"scaling_{engine}"] = bench_scaling(cfg, work, engine)
+    return out
+
+
+def main_engines(argv: list[str] | None = None) -> dict:
+    """``python -m studies.benchmark engines [--jets X] [--json PATH]``: only the engine x workers figures."""
+    p = argparse.ArgumentParser()
+    p.add_argument("--jets", type=int, default=8000, help="the scaling dataset holds 10X jets")
+    p.add_argument("--json", default=None)
+    args = p.parse_args(argv)
+    from studies import benchmark_conversion
+
+    work = Path(tempfile.mkdtemp(prefix="ucluster-bench-"))
+    try:
+        base = benchmark_conversion.simulate_base(work / "base.h5", 200, seeds=(31, 32, 33))
+        results = bench_engines(build_dataset(work, 10 * args.jets, base), work)
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    results["jets"] = 10 * args.jets
+    print("\n".join(scaling_rows(results)))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2) + "\n")
+    return results
 
 
 def render_markdown(results: dict) -> str:
@@ -136,13 +200,7 @@ def render_markdown(results: dict) -> str:
         ld = r["loader_default_model"]
         lines.append(f"| loader / training step, default (paper) model, batch {ld['batch']} | "
                      f"{ld['loader_over_step']:.1f}x ({ld['train_step_jets_per_s']:,.0f} jets/s step) | >= 5x |")
-    sc = r["scaling"]
-    lines += [
-        f"| Horovod, 1 worker (1 core), batch {sc['per_worker_batch']} | {sc['one_worker_jets_per_s']:,.0f} jets/s | |",
-        f"| Horovod, 2 workers (1 core each) | {sc['two_workers_jets_per_s']:,.0f} jets/s | |",
-        f"| scaling efficiency 2 vs 1 | {sc['scaling_efficiency']:.2f} | >= 0.9 |",
-        f"| 1 worker using both cores | {sc['one_worker_all_cores_jets_per_s']:,.0f} jets/s | |",
-    ]
+    lines += scaling_rows(r)
     me = r["memory"]
     lines += [
         f"| peak RSS of a worker, {me['train_jets_X']:,} training jets (X) | {me['peak_rss_mb_X']} MB | |",
@@ -209,11 +267,8 @@ def main(argv: list[str] | None = None) -> dict:
         if not args.skip_default_model:
             default = load_config(None, {"data.path": str(large), "train.batch_size": 256})
             results["loader_default_model"] = bench_loader_vs_step(default, 4)
-        print("(2) Horovod scaling ...", flush=True)
-        # the paper's per-worker batch (1024) on the 10X dataset: enough steps per epoch for 2 workers
-        results["scaling"] = bench_scaling(load_config(REPO / "conf" / "demo.yaml", {
-            "data.path": str(large), "train.batch_size": 1024, "train.kmeans_sample": 2000, "run.progress": False}),
-            work)
+        print("(2) scaling 1 -> 2 workers, both engines ...", flush=True)
+        results.update(bench_engines(large, work))
         print("(3) memory ...", flush=True)
         tiny = load_config(REPO / "conf" / "demo.yaml", {
             "data.max_particles": 30, "model.k": 8, "model.point_channels": "16,16", "model.latent_dim": 16,
@@ -239,6 +294,8 @@ def main(argv: list[str] | None = None) -> dict:
         "scale; what two Horovod workers lose goes to the per-step gradient allreduce (Gloo over loopback) and to "
         "the loader and Horovod threads, which have no spare core on a 2-core machine. Here one worker using both "
         "cores is the faster choice; the 2-worker figure is what a 2-slot Spark cluster would get.",
+        "Engines: both run the same loop, model, data and per-worker batch; they differ in the gradient "
+        "all-reduce (Horovod: Gloo; tf_distribute: MultiWorkerMirroredStrategy's gRPC ring) and in the launcher.",
         "Memory: each worker holds one shuffle buffer (data.shuffle_buffer jets) plus one row group, whatever the "
         "dataset size.",
         "Conversion: a file of 100k jets (a 600-jet Pythia sample tiled), best of 5, in a process of its own. On "
@@ -259,4 +316,7 @@ def main(argv: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:2] == ["engines"]:
+        main_engines(sys.argv[2:])
+    else:
+        main()

@@ -24,6 +24,7 @@ TARGETS = ("mass_bins", "mass_sd_bins", "joint_bins", "truth")
 # data.mass_max]) and the N-subjettiness ratios (over [0, 1])
 TARGET_VARS = ("mass", "mass_sd", "tau21", "tau32")
 KMEANS_SPACES = ("latent", "target")
+RUN_ENGINES = ("horovod", "tf_distribute", "auto", "jax")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ucluster.yaml"
 
 
@@ -44,6 +45,9 @@ class DataConfig:
     max_particles: int = 100  # leading particles used (<= the dataset's P)
     shuffle_buffer: int = 65536  # jets in each worker's shuffle buffer: must span many row groups (see conf/)
     reader_threads: int = 2  # row groups read and decoded in parallel by each worker
+    # keep each worker's decoded shard in memory after its first epoch (~ jets x max_particles x features x 4
+    # bytes): later epochs skip Parquet reading and decoding; same batches, same shuffling
+    cache: bool = False
     max_train_jets: int = 0  # 0 = all; caps the jets each epoch reads (global, split across workers)
     max_eval_jets: int = 0  # 0 = all; caps the test jets evaluated
     # [mass_min, mass_max, pt_min, pt_max] of the jets evaluated (test and val splits); empty = the training
@@ -115,7 +119,13 @@ class RunConfig:
     parent_run_id: str = ""  # MLflow run this run is nested under (set by jobs/tune.py for its trials)
     tracking_uri: str = ""  # empty: $MLFLOW_TRACKING_URI, else sqlite under output_dir
     np: int = -1  # HorovodRunner meaning: < 0 local processes, > 0 Spark tasks
-    engine: str = "horovod"  # "horovod" (TensorFlow + Horovod, CPU workers) or "jax" (one device, KERAS_BACKEND=jax)
+    # "horovod" (TensorFlow + Horovod, CPU workers), "tf_distribute" (TensorFlow MultiWorkerMirroredStrategy in
+    # Spark barrier tasks / local processes: no Horovod needed), "auto" (Horovod if importable, else
+    # tf_distribute) or "jax" (local devices, KERAS_BACKEND=jax)
+    engine: str = "horovod"
+    # engine jax: local devices trained on data-parallel (0 = all); each gets train.batch_size jets of every step
+    # and the lr is scaled by their count like workers (train.scale_lr)
+    devices: int = 0
     resume: bool = False
     progress: bool = True
     deterministic: bool = False  # TensorFlow deterministic ops (bit-reproducible resumes; a little slower)
@@ -272,8 +282,10 @@ def validate(cfg: Config) -> None:
         (t.lr_decay_every >= 1, "train.lr_decay_every must be at least 1"),
         (t.kmeans_sample >= m.n_clusters, "train.kmeans_sample must be at least model.n_clusters"),
         (cfg.run.max_restarts >= 0, "run.max_restarts must be >= 0"),
+        (cfg.run.devices >= 0, f"run.devices must be >= 0 (0 = all local devices), got {cfg.run.devices}"),
         (cfg.run.np != 0, "run.np must be non-zero (< 0: local processes, > 0: Spark tasks)"),
-        (cfg.run.engine in ("horovod", "jax"), f"run.engine must be 'horovod' or 'jax', got '{cfg.run.engine}'"),
+        (cfg.run.engine in RUN_ENGINES,
+         f"run.engine must be one of {', '.join(RUN_ENGINES)}, got '{cfg.run.engine}'"),
     ]
     for ok, message in checks:
         if not ok:

@@ -149,3 +149,34 @@ def test_bad_dataset_paths(tiny_config, tmp_path):
     tiny_config.data.path = str(tmp_path / "plain")
     with pytest.raises(S.DatasetError, match="not a ucluster Parquet dataset"):
         JetStream(tiny_config, "train")
+
+
+def test_cached_shard_gives_the_same_batches_without_reading_parquet_again(tiny_config, tmp_path):
+    """data.cache: the epochs and evaluations of a cached stream are those of an uncached one, and after the
+    first pass the shard comes from memory (its files can be gone)."""
+    import dataclasses
+    import shutil
+
+    root = tmp_path / "jets.parquet"
+    shutil.copytree(tiny_config.data.path, root)
+    plain = JetStream(tiny_config, "train")
+    cfg = dataclasses.replace(tiny_config, data=dataclasses.replace(tiny_config.data, path=str(root), cache=True))
+    cached = JetStream(cfg, "train")
+    steps = plain.selected_rows() // 32
+    assert cached.selected_rows() == plain.selected_rows()
+
+    def epoch(stream: JetStream, e: int) -> list[dict]:
+        return list(stream.batches(32, steps, epoch=e, seed=3))
+
+    reference = {e: epoch(plain, e) for e in (0, 1)}
+    first = epoch(cached, 0)
+    shutil.rmtree(root / "split=train")  # from here on the cached stream can only use memory
+    for e, got in ((0, first), (1, epoch(cached, 1)), (0, epoch(cached, 0))):
+        for a, b in zip(reference[e], got, strict=True):
+            for key in ("key", "features", "mask", "target"):
+                np.testing.assert_array_equal(a[key], b[key])
+    evals = [list(cached.eval_batches(50)) for _ in range(2)]  # padding must not write into the cache
+    for a, b, c in zip(evals[0], evals[1], plain.eval_batches(50), strict=True):
+        for key in ("key", "features", "mask", "valid"):
+            np.testing.assert_array_equal(a[key], c[key])
+            np.testing.assert_array_equal(b[key], c[key])

@@ -81,6 +81,24 @@ def test_rank1_of_two_killed_restarts_in_the_same_run(jet_dataset, tmp_path):
     assert sorted({m.step for m in client.get_metric_history(run.info.run_id, "loss")}) == [0, 1, 2]
 
 
+def test_tf_distribute_worker_killed_restarts_in_the_same_run(jet_dataset, tmp_path):
+    """The tf_distribute engine's lost worker: the same one-line cause and restart as Horovod's."""
+    out = tmp_path / "run"
+    job = start_job(jet_dataset, out, "--np", "-2", "--epochs", "3", "--engine", "tf_distribute")
+    status = wait_for_epoch(job, out, rank=1, epoch=1)
+    kill_worker(job, status["pid"])
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    assert "engine: tf_distribute (run.engine=tf_distribute)" in stderr
+    assert f"warning: worker 1 exited with signal 9 (killed) during epoch {status['epoch'] + 1}; restarted from" \
+        in stderr, stderr[-3000:]
+    assert "Traceback" not in stderr
+    client, run = _only_run(out)
+    assert run.info.status == "FINISHED" and run.data.params["engine"] == "tf_distribute"
+    assert run.data.metrics["restarts"] == 1
+    assert sorted({m.step for m in client.get_metric_history(run.info.run_id, "loss")}) == [0, 1, 2]
+
+
 def test_last_restart_used_up_gives_one_line_and_closes_the_run(jet_dataset, tmp_path):
     """max_restarts 0 and rank 0 killed (it owns the MLflow run): the driver still marks the run FAILED."""
     out = tmp_path / "run"

@@ -1,4 +1,5 @@
-"""Real Horovod processes: 2-worker updates equal the 1-worker update on the concatenated batch."""
+"""Real worker processes, for each distributed engine: 2-worker updates equal the 1-worker update on the
+concatenated batch, and the engine's collectives agree with numpy."""
 
 from __future__ import annotations
 
@@ -9,51 +10,57 @@ import numpy as np
 import pytest
 
 from ucluster.data.loader import JetStream
-from ucluster.distributed import HorovodRunner, LaunchError
+from ucluster.distributed import RUNNERS, HorovodRunner, LaunchError, TFDistributeRunner
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot import the test module
 
+ENGINES = ("horovod", "tf_distribute")
 
-def _steps_worker(config: dict, batches: list[dict], lr: float) -> tuple[list[np.ndarray], list[np.ndarray]]:
-    """Build the model, perturb non-root weights (the broadcast must undo it), train on this rank's part."""
+
+def _steps_worker(engine_name: str, config: dict, batches: list[dict], lr: float) -> list:
+    """Build the model, perturb non-root weights (the engine's setup must undo it), train on this rank's part
+    of each batch; rank 0 returns every rank's (initial, final) weights and the collectives' answers."""
     import keras
 
     from ucluster.config import config_from_dict
-    from ucluster.distributed import init_horovod
     from ucluster.model import build_model
-    from ucluster.train.engines.horovod_tf import StepFunctions
+    from ucluster.train.engines import make_engine
     from ucluster.train.loop import n_classes
 
-    hvd = init_horovod()
+    engine = make_engine(engine_name)
     cfg = config_from_dict(config)
     keras.utils.set_random_seed(123)
     f = batches[0]["features"]
     model = build_model(cfg.model, f.shape[1], f.shape[2], n_classes(cfg))
-    if hvd.rank() != 0:
+    size, rank = engine.size, engine.rank
+    if rank != 0:
         for v in model.trainable_variables:
             v.assign(v.numpy() + 0.5)
     optimizer = keras.optimizers.Adam(learning_rate=lr)
     optimizer.build(model.trainable_variables)
-    hvd.broadcast_variables([v.value for v in model.trainable_variables], root_rank=0)
-    hvd.broadcast_variables([v.value for v in optimizer.variables], root_rank=0)
+    engine.setup(model, optimizer, cfg.train.gamma, None)
     initial = [v.numpy() for v in model.trainable_variables]
-    fns = StepFunctions(model, optimizer, cfg.train.gamma, hvd if hvd.size() > 1 else None)
-    size, rank = hvd.size(), hvd.rank()
     for batch in batches:
         n = len(batch["target"])
         part = slice(rank * n // size, (rank + 1) * n // size)
-        fns.train({k: v[part] for k, v in batch.items()}, alpha=2.0, beta=10.0)
-    return initial, [v.numpy() for v in model.trainable_variables]
+        engine.step({k: v[part] for k, v in batch.items()}, alpha=2.0, beta=10.0)
+    final = [v.numpy() for v in model.trainable_variables]
+    collectives = {
+        "sum": engine.allreduce_sum(np.array([rank + 1.0, 2.5])),
+        "gather": engine.allgather(np.full((rank + 1, 2), rank, np.float32)),  # unequal rows per rank
+        "objects": engine.allgather_object({"rank": rank}),
+        "broadcast": engine.broadcast_object(f"from {rank}"),
+    }
+    return engine.allgather_object((initial, final)) + [collectives]
 
 
-def test_two_workers_match_one_worker_on_the_concatenated_batch(tiny_config):
-    from horovod.runner import run as horovod_run
-
+@pytest.mark.parametrize("engine", ENGINES)
+def test_two_workers_match_one_worker_on_the_concatenated_batch(tiny_config, engine):
     stream = JetStream(tiny_config, "train")
     batches = list(stream.batches(32, 3, epoch=0, seed=5))
-    kwargs = {"config": tiny_config.to_dict(), "batches": batches, "lr": 1e-3}
-    two = horovod_run(_steps_worker, kwargs=kwargs, num_proc=2, hosts="localhost:2", use_gloo=True, verbose=0)
-    one = horovod_run(_steps_worker, kwargs=kwargs, num_proc=1, hosts="localhost:1", use_gloo=True, verbose=0)
+    kwargs = {"engine_name": engine, "config": tiny_config.to_dict(), "batches": batches, "lr": 1e-3}
+    *two, coll = RUNNERS[engine](np=-2).run(_steps_worker, **kwargs)
+    *one, _ = RUNNERS[engine](np=-1).run(_steps_worker, **kwargs)
     assert len(two) == 2 and len(one) == 1
     (init0, final0), (init1, final1), (init_single, final_single) = two[0], two[1], one[0]
     moved, diff_sum, update_sum = 0, 0.0, 0.0
@@ -61,7 +68,7 @@ def test_two_workers_match_one_worker_on_the_concatenated_batch(tiny_config):
     # near-zero gradient can show as a small fraction of one step: bound the difference by that scale.
     step_scale = kwargs["lr"] * len(batches)
     for i, (a, b, single) in enumerate(zip(final0, final1, final_single, strict=True)):
-        np.testing.assert_array_equal(init0[i], init1[i])  # the broadcast undid rank 1's perturbation
+        np.testing.assert_array_equal(init0[i], init1[i])  # rank 0's weights replaced rank 1's perturbation
         np.testing.assert_array_equal(init0[i], init_single[i])
         np.testing.assert_array_equal(a, b)  # ranks hold identical weights after the steps
         np.testing.assert_allclose(a, single, rtol=0, atol=0.02 * step_scale)
@@ -70,10 +77,28 @@ def test_two_workers_match_one_worker_on_the_concatenated_batch(tiny_config):
         moved += int(not np.allclose(single, init0[i]))
     assert diff_sum < 1e-3 * update_sum  # on the whole, the updates agree to 0.1 %
     assert moved >= 0.9 * len(final0)  # the steps really trained (nearly) every variable
+    np.testing.assert_array_equal(coll["sum"], [3.0, 5.0])
+    np.testing.assert_array_equal(coll["gather"], [[0, 0], [1, 1], [1, 1]])
+    assert coll["objects"] == [{"rank": 0}, {"rank": 1}]
+    assert coll["broadcast"] == "from 0"
 
 
-def test_runner_rejects_bad_np():
+@pytest.mark.parametrize("runner", [HorovodRunner, TFDistributeRunner])
+def test_runner_rejects_bad_np(runner):
     with pytest.raises(LaunchError, match="non-zero"):
-        HorovodRunner(np=0)
+        runner(np=0)
     with pytest.raises(LaunchError, match="local processes but this machine has"):
-        HorovodRunner(np=-4096).check_slots()
+        runner(np=-4096).check_slots()
+
+
+def test_tf_distribute_in_a_spark_barrier_stage_matches_local_processes(tiny_config, spark):
+    """np > 0: two Spark tasks of one barrier stage build TF_CONFIG from the task infos and train together."""
+    stream = JetStream(tiny_config, "train")
+    batches = list(stream.batches(32, 2, epoch=0, seed=5))
+    kwargs = {"engine_name": "tf_distribute", "config": tiny_config.to_dict(), "batches": batches, "lr": 1e-3}
+    *spark_two, coll = TFDistributeRunner(np=2, spark=spark).run(_steps_worker, **kwargs)
+    *local_two, _ = TFDistributeRunner(np=-2).run(_steps_worker, **kwargs)
+    for (_, a), (_, b) in zip(spark_two, local_two, strict=True):
+        for x, y in zip(a, b, strict=True):
+            np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)
+    assert coll["objects"] == [{"rank": 0}, {"rank": 1}]

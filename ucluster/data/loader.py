@@ -128,6 +128,8 @@ class JetStream:
         self._files = threading.local()
         self._selected_rows: int | None = None
         self._optional = {k: c for k, c in SUBSTRUCTURE_KEYS.items() if c in self.meta.substructure_columns}
+        # decoded row groups of this shard, kept across epochs when data.cache is on (None: off)
+        self._cache: dict[RowGroupRef, Batch] | None = {} if cfg.data.cache else None
 
     # -- reading -----------------------------------------------------------------------------------------
     def _file(self, path: str) -> pq.ParquetFile:
@@ -170,7 +172,16 @@ class JetStream:
 
     def _read(self, ref: RowGroupRef) -> Batch:
         """Read one row group and return its selected jets as numpy arrays (features sliced to P'; plus
-        :data:`SUBSTRUCTURE_KEYS` when the dataset has them)."""
+        :data:`SUBSTRUCTURE_KEYS` when the dataset has them). With ``data.cache`` the decoded row group is kept
+        and handed out again (read-only: every consumer copies or only reads), so later epochs skip Parquet."""
+        if self._cache is not None:
+            hit = self._cache.get(ref)
+            if hit is None:
+                hit = self._cache[ref] = self._decode(ref)
+            return dict(hit)
+        return self._decode(ref)
+
+    def _decode(self, ref: RowGroupRef) -> Batch:
         try:
             table = self._file(ref.path).read_row_group(
                 ref.index, columns=_SMALL_COLUMNS + [*self._optional.values(), S.FEATURES])
@@ -235,15 +246,20 @@ class JetStream:
         def flush(final: bool) -> Iterator[Batch]:
             nonlocal buffer, held, emitted
             merged = _concat(buffer)
-            if shuffle:
-                merged = _take(merged, rng.permutation(held))
+            # Each batch gathers its own rows of the permutation (the same jets as permuting the whole buffer,
+            # then slicing): no copy of the whole buffer in front of the first batch, none past the last step.
+            order = rng.permutation(held) if shuffle else None
+
+            def rows(lo: int, hi: int):
+                return slice(lo, hi) if order is None else order[lo:hi]
+
             n_full = held // batch_size
             for b in range(n_full):
                 if emitted == steps:
                     return
                 emitted += 1
-                yield _take(merged, slice(b * batch_size, (b + 1) * batch_size))
-            rest = _take(merged, slice(n_full * batch_size, held))
+                yield _take(merged, rows(b * batch_size, (b + 1) * batch_size))
+            rest = _take(merged, rows(n_full * batch_size, held))
             buffer, held = ([rest], len(rest["mass"])) if len(rest["mass"]) else ([], 0)
 
         for chunk in self._read_many([self.refs[i] for i in order]):

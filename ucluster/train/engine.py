@@ -35,7 +35,12 @@ def ucluster_loss(outputs: dict, target: Any, alpha: Any, beta: Any, gamma: floa
 
 
 class Engine(Protocol):
-    """The step, the collectives and device placement; nothing about phases or schedules."""
+    """The step, the collectives and device placement; nothing about phases or schedules.
+
+    Optional: ``replicas`` (data-parallel devices inside this worker, 1 when absent: the loop then feeds
+    ``replicas * train.batch_size`` jets per step and scales the lr by ``size * replicas``) and
+    ``put(batch) -> batch`` (moves a batch to the devices; the loop calls it in the loader's prefetch thread).
+    """
 
     name: str
     rank: int

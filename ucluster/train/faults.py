@@ -108,6 +108,8 @@ class Failure:
 
 
 _HOROVOD_FIRST = re.compile(r"Process name:\s*(\S+)\s*Exit code:\s*(-?\d+)", re.S)
+# ucluster.distributed.WorkerLost (tf_distribute engine), also inside a Spark barrier stage's error text.
+_TFD_FIRST = re.compile(r"tf_distribute worker (\d+) ended with exit code (-?\d+)")
 
 
 def diagnose(exc: BaseException, output_dir: str | Path, attempt: int) -> Failure:
@@ -118,7 +120,7 @@ def diagnose(exc: BaseException, output_dir: str | Path, attempt: int) -> Failur
         return Failure(fatal[0]["error"], False, fatal[0]["rank"], fatal[0].get("epoch"))
     if type(exc).__name__ in FATAL:
         return Failure(first_line(exc), False)
-    m = _HOROVOD_FIRST.search(str(exc))
+    m = _HOROVOD_FIRST.search(str(exc)) or _TFD_FIRST.search(str(exc))
     rank, how = None, None
     if m:
         try:

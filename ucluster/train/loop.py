@@ -8,6 +8,11 @@ No framework is imported here.
 
 Every worker reads only its own shard and takes the same number of steps per epoch (an allreduce with unequal
 steps hangs); metrics are allreduced counts; rank 0 alone logs, checkpoints and writes.
+
+An engine may drive several devices per worker (``engine.replicas``, the JAX engine's ``run.devices``): each
+step then takes ``replicas * train.batch_size`` jets of the worker's shard (``train.batch_size`` per device,
+the paper's per-device batch), and the lr is scaled by ``size * replicas``: a device counts as a worker for
+the lr, as a data-parallel replica of the same global batch.
 """
 
 from __future__ import annotations
@@ -112,9 +117,19 @@ def fit_centroids(cfg: Config, sample: np.ndarray, coords: np.ndarray | None = N
     return np.stack([sample[assign == c].mean(axis=0) for c in range(k)]).astype(np.float32)
 
 
+def replicas(engine: Engine) -> int:
+    """Data-parallel devices inside one worker (1 for engines that drive one)."""
+    return int(getattr(engine, "replicas", 1))
+
+
+def worker_batch(cfg: Config, engine: Engine) -> int:
+    """Jets one worker feeds one step: ``train.batch_size`` per device of the worker."""
+    return cfg.train.batch_size * replicas(engine)
+
+
 def steps_per_epoch(cfg: Config, engine: Engine, train: JetStream) -> int:
     """The same number of full batches on every worker: the minimum over the shards (and the caps)."""
-    B, size = cfg.train.batch_size, engine.size
+    B, size = worker_batch(cfg, engine), engine.size
     local = train.selected_rows() // B
     if cfg.data.max_train_jets:
         local = min(local, cfg.data.max_train_jets // (B * size))
@@ -138,6 +153,7 @@ class _Loop:
     def __init__(self, cfg: Config, engine: Engine):
         self.cfg, self.engine = cfg, engine
         self.rank, self.size = engine.rank, engine.size
+        self.replicas = replicas(engine)  # lr scale and global batch count the devices as workers
         self.meta = S.read_meta(cfg.data.path)
         self.train = JetStream(cfg, "train", self.rank, self.size, self.meta)
         self.test = JetStream(cfg, "test", self.rank, self.size, self.meta)
@@ -236,14 +252,17 @@ class _Loop:
         from ucluster.progress import progress
 
         cfg, engine = self.cfg, self.engine
-        lr = schedule.learning_rate(cfg.train, epoch, self.size)
+        lr = schedule.learning_rate(cfg.train, epoch, self.size * self.replicas)
         alpha = schedule.alpha(cfg.train, epoch)
         beta = cfg.train.beta if schedule.is_clustering(cfg.train, epoch) else 0.0
         engine.set_lr(lr)
         sums = None
         bar = progress(steps, f"epoch {epoch + 1}/{cfg.train.epochs}", enabled=self.rank == 0 and cfg.run.progress)
         t0 = time.perf_counter()
-        for batch in prefetch(self.train.batches(cfg.train.batch_size, steps, epoch, cfg.train.seed)):
+        B = worker_batch(cfg, engine)
+        put = getattr(engine, "put", None)  # to the device in the prefetch thread, overlapping the step
+        batches = self.train.batches(B, steps, epoch, cfg.train.seed)
+        for batch in prefetch(map(put, batches) if put else batches):
             out = engine.step(batch, alpha, beta)
             sums = out if sums is None else sums + out  # stays on the device until the epoch ends
             bar.update(1)
@@ -254,7 +273,7 @@ class _Loop:
         n_steps = steps * self.size
         if not np.isfinite(sums[0]):
             raise TrainingError(f"epoch {epoch + 1}: the loss is not finite ({sums[0] / n_steps})")
-        jets = n_steps * cfg.train.batch_size
+        jets = n_steps * B
         metrics = {"loss": sums[0] / n_steps, "focal_loss": sums[1] / n_steps, "cluster_loss": sums[2] / n_steps,
                    "train_class_acc": sums[3] / jets, "lr": lr, "alpha": alpha,
                    "jets_per_s": jets / max(seconds, 1e-9), "epoch_seconds": seconds}
@@ -299,7 +318,7 @@ def run(cfg: Config, engine: Engine, track: bool = True,
     keras.utils.set_random_seed(cfg.train.seed)  # identical initial weights everywhere (then pushed anyway)
     model = build_model(cfg.model, cfg.data.max_particles, loop.meta.n_features, n_classes(cfg))
     keras.utils.set_random_seed(cfg.train.seed + 7919 * rank)  # dropout differs between workers
-    optimizer = keras.optimizers.Adam(learning_rate=schedule.learning_rate(cfg.train, 0, size))
+    optimizer = keras.optimizers.Adam(learning_rate=schedule.learning_rate(cfg.train, 0, size * replicas(engine)))
     optimizer.build(model.trainable_variables)
     kernel = None
     if cfg.model.target == "mass_bins" and cfg.model.bin_smoothing > 0:
@@ -310,6 +329,9 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         if rank == 0:
             state = {"history": [], **ckpt.restore_checkpoint(cfg.run.output_dir, model, optimizer)}
         state = engine.broadcast_object(state)
+        if state.get("devices", 1) != replicas(engine):  # the global batch and the lr depend on it
+            raise TrainingError(f"--resume: the checkpoint was written on {state.get('devices', 1)} device(s) per "
+                                f"worker, this run has {replicas(engine)} (set run.devices to match)")
     else:
         loop.input_statistics(model)
     engine.setup(model, optimizer, cfg.train.gamma, kernel)
@@ -318,8 +340,8 @@ def run(cfg: Config, engine: Engine, track: bool = True,
     if rank == 0 and track:
         from ucluster.train.tracker import MLflowTracker
 
-        params = {"n_workers": size, "engine": engine.name, "steps_per_epoch": steps,
-                  "global_batch": cfg.train.batch_size * size, "model.n_classes": n_classes(cfg)}
+        params = {"n_workers": size, "engine": engine.name, "steps_per_epoch": steps, "devices": replicas(engine),
+                  "global_batch": worker_batch(cfg, engine) * size, "model.n_classes": n_classes(cfg)}
         tracker = MLflowTracker(cfg, loop.meta, params, state.get("run_id") or run_id)
         if restart:  # failure detected on the driver -> relaunched, restored and ready to train again
             tracker.log_metrics({"restart_recovery_seconds": time.time() - restart["failure_time"]},
@@ -356,7 +378,8 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                     best_weights = model.get_weights()  # saved inside the next checkpoint, so they always agree
             state["best"] = best
             state.update(epoch=epoch, run_id=tracker.run_id if tracker else state["run_id"],
-                         n_workers=size, engine=engine.name, finished=False, history=history, **identity)
+                         n_workers=size, devices=replicas(engine), engine=engine.name, finished=False,
+                         history=history, **identity)
             if rank == 0:
                 if tracker:
                     tracker.log_epoch(epoch, last)

@@ -3,7 +3,9 @@
 :func:`train` validates the inputs cheaply (:func:`preflight`), then launches :func:`train_worker` on
 ``|run.np|`` workers. Each worker builds the engine named by ``run.engine`` and calls
 :func:`ucluster.train.loop.run`: ``horovod`` (TensorFlow + Horovod, HorovodRunner-style: local processes or
-Spark tasks) or ``jax`` (one process on one JAX device, ``KERAS_BACKEND=jax``: the GPU path).
+Spark tasks), ``tf_distribute`` (TensorFlow MultiWorkerMirroredStrategy: local processes or a Spark barrier
+stage; ``auto`` picks it where Horovod does not import) or ``jax`` (one process on its local JAX devices,
+data-parallel over ``run.devices`` of them, ``KERAS_BACKEND=jax``: the GPU path).
 """
 
 from __future__ import annotations
@@ -115,7 +117,7 @@ def train_worker(config: dict, run_id: str | None = None, attempt: int = 0, rest
     from ucluster.train.faults import WorkerStatus
 
     cfg = config_from_dict(config)
-    engine = make_engine(cfg.run.engine, cfg.run.deterministic, cfg.run.threads_per_worker)
+    engine = make_engine(cfg.run.engine, cfg.run.deterministic, cfg.run.threads_per_worker, cfg.run.devices)
     status = WorkerStatus(cfg.run.output_dir, engine.rank, attempt)
     try:
         result = loop.run(cfg, engine, run_id=run_id, heartbeat=status.epoch, restart=restart)
@@ -137,17 +139,22 @@ def train(cfg: Config, spark=None) -> dict:
         cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, source=cfg.run.source or source,
                                                                source_commit=cfg.run.source_commit or commit))
     runner = None
-    if cfg.run.engine == "jax":  # one process, one device: no launcher
+    if cfg.run.engine == "jax":  # one process, its local devices (run.devices): no launcher
         if cfg.run.np != -1:
-            raise TrainingError(f"run.engine=jax trains in this process on one device; run.np must be -1, "
-                                f"not {cfg.run.np}")
+            raise TrainingError(f"run.engine=jax trains in this process on its local devices (run.devices); "
+                                f"run.np must be -1, not {cfg.run.np}")
     else:
-        from ucluster.distributed import HorovodRunner
+        from ucluster.distributed import RUNNERS, resolve_engine
 
-        runner = HorovodRunner(np=cfg.run.np, spark=spark)
+        engine, why = resolve_engine(cfg.run.engine)
+        if engine != cfg.run.engine:  # the workers (and the checkpoint, and MLflow) see the engine that runs
+            cfg = dataclasses.replace(cfg, run=dataclasses.replace(cfg.run, engine=engine))
+        runner = RUNNERS[engine](np=cfg.run.np, spark=spark)
         runner.check_slots()
     for warning in preflight(cfg, runner.num_workers if runner else 1)["warnings"]:
         print(f"warning: {warning}", file=sys.stderr, flush=True)
+    if runner is not None:  # said once the inputs passed: the engine that now starts, and why
+        print(f"engine: {cfg.run.engine} ({why})", file=sys.stderr, flush=True)
     Path(cfg.run.output_dir).mkdir(parents=True, exist_ok=True)
     from ucluster.train.supervisor import supervise
 

@@ -6,6 +6,7 @@ broadcast, metrics allreduced. Horovod's Keras integration is Keras-2 only, so t
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -16,7 +17,10 @@ from ucluster.train.engine import ucluster_loss
 class StepFunctions:
     """Compiled train and predict steps for one model/optimizer pair (the engine's, and the tests')."""
 
-    def __init__(self, model, optimizer, gamma: float, hvd=None, target_kernel: np.ndarray | None = None):
+    def __init__(self, model, optimizer, gamma: float, hvd=None, target_kernel: np.ndarray | None = None,
+                 average: Callable[[list], list] | None = None):
+        """``hvd``: average gradients with Horovod's tape; ``average``: any other cross-worker mean of the
+        gradient list (the tf.distribute engine's), applied between ``tape.gradient`` and the update."""
         import tensorflow as tf
 
         self.model, self.optimizer = model, optimizer
@@ -31,6 +35,8 @@ class StepFunctions:
             if hvd is not None:
                 tape = hvd.DistributedGradientTape(tape)
             grads = tape.gradient(loss, tf_vars)
+            if average is not None:
+                grads = average(grads)
             optimizer.apply(grads, model.trainable_variables)
             return figures
 
