@@ -98,7 +98,7 @@ def read_events(path: str, start: int, stop: int) -> tuple[np.ndarray, np.ndarra
     wrong = ~np.isin(labels, (0.0, 1.0))
     if wrong.any():
         row = int(np.flatnonzero(wrong)[0])
-        raise ConversionError(f"{path}: label {labels[row]!r} at row {start + row} is not 0 or 1")
+        raise ConversionError(f"{path}: label {float(labels[row])} at row {start + row} is not 0 or 1")
     particles = values[:, : 3 * lhco.MAX_PARTICLES].reshape(-1, lhco.MAX_PARTICLES, 3)
     if (particles[:, :, 0] < 0).any():
         row = int(np.argwhere(particles[:, :, 0] < 0)[0][0])
