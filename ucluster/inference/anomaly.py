@@ -139,7 +139,11 @@ def write_and_log(report: AnomalyReport, clusters: np.ndarray, labels: np.ndarra
         return None
     import mlflow
 
-    client = mlflow.MlflowClient(tracking_uri or None)
+    from ucluster.config import RunConfig
+    from ucluster.inference.model_source import store_uri
+
+    # a training --out directory or a URI, resolved as jobs/evaluate.py resolves it
+    client = mlflow.MlflowClient(store_uri(tracking_uri, RunConfig().output_dir))
     own_run = run_id is None
     if run_id is None:
         exp = client.get_experiment_by_name(experiment)
