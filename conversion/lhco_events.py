@@ -168,7 +168,6 @@ def convert_events_task(task: EventTask, out_dir: str, meta: S.DatasetMeta, keep
         counts = {s: [0, 0] for s in S.SPLITS}
         dropped = 0
         source = os.path.basename(task.path)
-        u_sig = None
         for a in range(task.start, task.stop, CHUNK_ROWS):
             b = min(a + CHUNK_ROWS, task.stop)
             particles, labels = read_events(task.path, a, b)

@@ -16,7 +16,6 @@ one Spark task writes one file from its own Pythia seed, so a run is reproducibl
 
 from __future__ import annotations
 
-import math
 import os
 import sys
 from collections.abc import Iterable, Mapping
@@ -232,6 +231,3 @@ def _remove_tmp(targets: Iterable[Path]) -> None:
     for path in targets:
         path.with_name(path.name + ".tmp").unlink(missing_ok=True)
 
-
-def delta_phi(a: np.ndarray | float, b: np.ndarray | float) -> np.ndarray | float:
-    return (np.asarray(a) - b + math.pi) % (2.0 * math.pi) - math.pi
