@@ -12,7 +12,7 @@ DEMO_DIR ?= runs/demo
 HOROVOD_ENV := HOROVOD_WITH_TENSORFLOW=1 HOROVOD_WITH_GLOO=1 HOROVOD_WITHOUT_MPI=1 \
 	HOROVOD_WITHOUT_PYTORCH=1 HOROVOD_WITHOUT_MXNET=1
 
-.PHONY: install test demo bench lint clean-venv
+.PHONY: install test demo demo-anomaly bench lint clean-venv
 
 install: $(STAMP)
 
@@ -38,6 +38,10 @@ test: install
 
 demo: install
 	$(PY) -m jobs.demo --out $(DEMO_DIR)
+
+# Anomaly mode: UCluster on whole events (QCD dijets with an injected W' -> WZ signal); a few minutes on 2 cores.
+demo-anomaly: install
+	$(PY) -m jobs.demo_anomaly --out runs/demo_anomaly
 
 bench: install
 	$(PY) -m studies.benchmark

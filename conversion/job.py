@@ -30,6 +30,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--compression", default="snappy", choices=["zstd", "snappy", "lz4", "gzip", "none"])
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
     p.add_argument("--local", action="store_true", help="run in this process without Spark")
+    p.add_argument("--layout", default="hls4ml", choices=["hls4ml", "lhco"],
+                   help="hls4ml jet files, or LHC Olympics R&D event files (event-level dataset)")
+    p.add_argument("--signal-fraction", type=float, default=None,
+                   help="lhco: thin the signal to this fraction of the events (e.g. 0.01)")
+    p.add_argument("--mjj-min", type=float, default=0.0, help="lhco: dijet mass window in GeV")
+    p.add_argument("--mjj-max", type=float, default=float("inf"))
     p.add_argument("--master", default=None, help="Spark master (default: spark-submit's or local[*])")
     return p.parse_args(argv)
 
@@ -41,12 +47,21 @@ def main(argv: list[str] | None = None) -> int:
         from ucluster.spark import get_spark
 
         spark = get_spark("ucluster-convert", args.master)
+    fractions = {"train": args.train_fraction, "test": args.test_fraction, "val": args.val_fraction}
     try:
-        summary = convert(
-            args.input, args.output, spark=spark,
-            fractions={"train": args.train_fraction, "test": args.test_fraction, "val": args.val_fraction},
-            max_particles=args.max_particles, rows_per_task=args.rows_per_task,
-            row_group_size=args.row_group_size, compression=args.compression, overwrite=args.overwrite)
+        if args.layout == "lhco":
+            from conversion.lhco_events import convert_events
+
+            summary = convert_events(
+                args.input, args.output, spark=spark, fractions=fractions,
+                max_particles_per_jet=args.max_particles or 100, signal_fraction=args.signal_fraction,
+                mjj_window=(args.mjj_min, args.mjj_max), row_group_size=args.row_group_size,
+                compression=args.compression, overwrite=args.overwrite)
+        else:
+            summary = convert(
+                args.input, args.output, spark=spark, fractions=fractions,
+                max_particles=args.max_particles, rows_per_task=args.rows_per_task,
+                row_group_size=args.row_group_size, compression=args.compression, overwrite=args.overwrite)
     except ConversionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

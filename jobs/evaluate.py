@@ -42,7 +42,38 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--out", default=None, help="also keep the plots and summary here (default: runs/evaluate)")
     p.add_argument("--no-mlflow", action="store_true", help="only write the report to --out")
     p.add_argument("--master", default=None, help="Spark master (default: spark-submit's or local[*])")
+    p.add_argument("--anomaly", action="store_true",
+                   help="event-level data: per-cluster signal fraction, S/sqrt(B), m_jj per cluster and "
+                        "sculpting (ucluster/inference/anomaly.py) instead of the jet-class report")
     return p.parse_args(argv)
+
+
+def anomaly_main(spark, assignments: str, args: argparse.Namespace, out: str) -> str:
+    """The anomaly report of one split of an event-level assignment: reads three small columns."""
+    from pyspark.sql import functions as F
+
+    from ucluster.data.schema import JET_MASS, LABEL
+    from ucluster.inference import InferenceError
+    from ucluster.inference.anomaly import anomaly_report, write_and_log
+    from ucluster.inference.assign import read_assign_meta
+    from ucluster.inference.predict import CLUSTER
+
+    df = spark.read.parquet(assignments)
+    if args.split != "all":
+        if "split" not in df.columns:
+            raise InferenceError("the assignment output is not partitioned by split; use --split all")
+        df = df.where(F.col("split") == args.split)
+    if LABEL not in df.columns:
+        raise InferenceError("the assignment output has no label column: the anomaly report needs the truth")
+    pdf = df.select(CLUSTER, LABEL, JET_MASS).toPandas()  # jet_mass holds m_jj in event-level datasets
+    if not len(pdf):
+        raise InferenceError(f"no events in split '{args.split}' of {assignments}")
+    k = int(read_assign_meta(assignments)["model"]["n_clusters"])
+    c, y, m = (pdf[col].to_numpy() for col in (CLUSTER, LABEL, JET_MASS))
+    report = anomaly_report(c, y, m, k)
+    run_id = write_and_log(report, c, y, m, out, run_id=args.run, tracking_uri=args.tracking_uri,
+                           experiment=args.experiment, mlflow_on=not args.no_mlflow, prefix=f"anomaly_{args.split}")
+    return report.summary + (f"MLflow run {run_id}\n" if run_id else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -78,6 +109,10 @@ def main(argv: list[str] | None = None) -> int:
         else:
             read_assign_meta(assignments)  # a one-line error before Spark starts
             spark = get_spark("ucluster-evaluate", args.master)
+        if args.anomaly:
+            print(anomaly_main(spark, assignments, args, out), end="")
+            print(f"plots and summary in {out}")
+            return 0
         report = evaluate(spark, assignments, split=args.split, classes=classes,
                           mass_window=(args.mass_min, args.mass_max), sample=args.sample,
                           latent_sample=args.latent_sample, out_dir=out)

@@ -22,7 +22,8 @@ import yaml
 TARGETS = ("mass_bins", "mass_sd_bins", "joint_bins", "truth")
 # jet variables a joint_bins target can bin: the jet mass, the soft-drop mass (both over [data.mass_min,
 # data.mass_max]) and the N-subjettiness ratios (over [0, 1])
-TARGET_VARS = ("mass", "mass_sd", "tau21", "tau32")
+TARGET_VARS = ("mass", "mass_sd", "tau21", "tau32", "m_j1", "m_j2", "tau21_j1", "tau21_j2")
+LEVELS = ("jet", "event")
 KMEANS_SPACES = ("latent", "target")
 RUN_ENGINES = ("horovod", "tf_distribute", "auto", "jax")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ucluster.yaml"
@@ -37,6 +38,9 @@ class DataConfig:
     """Which jets are read and how they are streamed to each worker."""
 
     path: str = ""  # Parquet dataset written by the converter
+    # "jet": one jet per row (the W/Z/t task); "event": one event per row (anomaly mode, conversion/lhco_events.py):
+    # jet_mass is then m_jj, so mass_min/mass_max are the m_jj window, and classes are background/signal
+    level: str = "jet"
     classes: list[str] = field(default_factory=lambda: ["w", "z", "t"])  # truth classes kept
     mass_min: float = 10.0  # jet selection window in GeV (UCluster used 10-200; see docs)
     mass_max: float = 250.0
@@ -81,6 +85,8 @@ class ModelConfig:
     # target "joint_bins": one class per cell of the equal-width grid target_vars x target_bins (no labels)
     target_vars: list[str] = field(default_factory=lambda: ["mass_sd", "tau21"])
     target_bins: list[int] = field(default_factory=lambda: [10, 4])
+    # upper edge of the bins of the per-jet masses m_j1/m_j2 of event-level targets (lower edge 0), GeV
+    target_jet_mass_max: float = 500.0
 
 
 @dataclass
@@ -257,6 +263,8 @@ def validate(cfg: Config) -> None:
                                and d.eval_window[2] < d.eval_window[3]),
          "data.eval_window must be empty or [mass_min, mass_max, pt_min, pt_max] with min < max"),
         (len(d.classes) >= 1, "data.classes must name at least one class"),
+        (d.level in LEVELS, f"data.level must be one of {', '.join(LEVELS)}, got '{d.level}'"),
+        (m.target_jet_mass_max > 0, "model.target_jet_mass_max must be positive"),
         (d.max_particles >= 2, "data.max_particles must be at least 2"),
         (d.shuffle_buffer >= 1, "data.shuffle_buffer must be positive"),
         (m.k >= 1, "model.k must be positive"),

@@ -26,6 +26,8 @@ Batch = dict[str, np.ndarray]
 _SMALL_COLUMNS = [S.LABEL, S.JET_MASS, S.JET_PT, S.JET_KEY, S.N_PARTICLES]
 # batch key -> optional Parquet column: the substructure variables the baselines and targets use
 SUBSTRUCTURE_KEYS: dict[str, str] = {"mass_sd": S.JET_MASS_SD, "tau21": S.JET_TAU21, "tau32": S.JET_TAU32}
+# batch key -> Parquet column of event-level datasets (the same names)
+EVENT_KEYS: dict[str, str] = {c: c for c in S.EVENT_COLUMNS}
 
 
 def has_substructure(dataset: str | Path | S.DatasetMeta) -> bool:
@@ -90,7 +92,9 @@ def target_ranges(cfg: Config) -> list[tuple[float, float]]:
     """The binned range of each ``model.target_vars`` entry: masses over the selection window, the
     N-subjettiness ratios over [0, 1]."""
     d = cfg.data
-    return [(d.mass_min, d.mass_max) if v.startswith("mass") else (0.0, 1.0) for v in cfg.model.target_vars]
+    return [(d.mass_min, d.mass_max) if v.startswith("mass")
+            else (0.0, cfg.model.target_jet_mass_max) if v.startswith("m_j") else (0.0, 1.0)
+            for v in cfg.model.target_vars]
 
 
 def joint_bin_targets(values: list[np.ndarray], ranges: list[tuple[float, float]], bins: list[int]) -> np.ndarray:
@@ -114,6 +118,12 @@ class JetStream:
         missing = [c for c in cfg.data.classes if c not in self.meta.class_names]
         if missing:
             raise S.DatasetError(f"data.classes: {missing} not among the dataset's classes {self.meta.class_names}")
+        if cfg.data.level != self.meta.level:
+            raise S.DatasetError(f"data.level={cfg.data.level} but {self.root} is a {self.meta.level}-level dataset")
+        if self.meta.level == "event" and cfg.data.max_particles != self.meta.n_particles:
+            # slots hold jet 1's particles, then jet 2's: keeping fewer would drop the second jet
+            raise S.DatasetError(f"data.max_particles={cfg.data.max_particles}: event datasets must be read whole "
+                                 f"({self.meta.n_particles} particles per event, {self.root})")
         if cfg.data.max_particles > self.meta.n_particles:
             raise S.DatasetError(f"data.max_particles={cfg.data.max_particles} exceeds the dataset's "
                                  f"{self.meta.n_particles} particles per jet ({self.root})")
@@ -128,6 +138,7 @@ class JetStream:
         self._files = threading.local()
         self._selected_rows: int | None = None
         self._optional = {k: c for k, c in SUBSTRUCTURE_KEYS.items() if c in self.meta.substructure_columns}
+        self._optional.update({k: c for k, c in EVENT_KEYS.items() if c in self.meta.event_columns})
         # decoded row groups of this shard, kept across epochs when data.cache is on (None: off)
         self._cache: dict[RowGroupRef, Batch] | None = {} if cfg.data.cache else None
 
@@ -217,7 +228,8 @@ class JetStream:
             missing = [v for v in m.target_vars if v not in batch]
             if missing:
                 raise S.DatasetError(f"{self.root}: model.target_vars {missing} need the substructure columns "
-                                     "(jet_mass_sd, jet_tau21, jet_tau32: convert files that carry them)")
+                                     "(jet_mass_sd, jet_tau21, jet_tau32: convert files that carry them) or, "
+                                     "for m_j1/m_j2/tau21_j1/tau21_j2, an event-level dataset")
             batch["target"] = joint_bin_targets([batch[v] for v in m.target_vars], target_ranges(self.cfg),
                                                 list(m.target_bins))
         else:

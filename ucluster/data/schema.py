@@ -39,6 +39,13 @@ JET_TAU1, JET_TAU2, JET_TAU3 = "jet_tau1", "jet_tau2", "jet_tau3"
 JET_TAU21, JET_TAU32 = "jet_tau21", "jet_tau32"
 SUBSTRUCTURE_COLUMNS: tuple[str, ...] = (JET_MASS_SD, JET_TAU1, JET_TAU2, JET_TAU3, JET_TAU21, JET_TAU32)
 
+# Event-level datasets (``level = "event"``, conversion/lhco_events.py): one row per event, the point cloud of the
+# constituents of its two leading jets; jet_pt / jet_eta are the leading jet's and jet_mass holds the dijet
+# mass m_jj, so the data window (data.mass_min/max) is the m_jj window. These float32 columns follow.
+MJJ, M_J1, M_J2, TAU21_J1, TAU21_J2 = "mjj", "m_j1", "m_j2", "tau21_j1", "tau21_j2"
+EVENT_COLUMNS: tuple[str, ...] = (MJJ, M_J1, M_J2, TAU21_J1, TAU21_J2)
+LEVELS = ("jet", "event")
+
 
 @dataclass
 class DatasetMeta:
@@ -52,6 +59,8 @@ class DatasetMeta:
     # Optional jet columns present: SUBSTRUCTURE_COLUMNS or none. Defaulted, so the metadata of datasets written
     # before the field existed still reads (same format version: columns were only added).
     substructure_columns: list[str] = field(default_factory=list)
+    level: str = "jet"  # "event": one row per event (EVENT_COLUMNS present); defaulted for older datasets
+    event_columns: list[str] = field(default_factory=list)
 
     @property
     def n_features(self) -> int:
@@ -73,7 +82,8 @@ def arrow_schema(meta: DatasetMeta, optional: bool = False) -> pa.Schema:
     lists (after ``jet_mass``), which is what the converter writes; without it only the columns every dataset
     has, for callers that append the optional ones themselves (studies/quality_gpu.py's unpack)."""
     size = meta.n_particles * meta.n_features
-    extra = [pa.field(name, pa.float32()) for name in meta.substructure_columns] if optional else []
+    extra = ([pa.field(name, pa.float32()) for name in [*meta.substructure_columns, *meta.event_columns]]
+             if optional else [])
     return pa.schema(
         [
             pa.field(JET_KEY, pa.int64()),
@@ -141,6 +151,9 @@ def read_meta(root: str | Path) -> DatasetMeta:
     if not isinstance(sub, list) or any(c not in SUBSTRUCTURE_COLUMNS for c in sub):
         raise DatasetError(f"{path}: substructure_columns {meta.substructure_columns!r} are not among "
                            f"{list(SUBSTRUCTURE_COLUMNS)}")
+    if meta.level not in LEVELS or any(c not in EVENT_COLUMNS for c in meta.event_columns):
+        raise DatasetError(f"{path}: level {meta.level!r} / event_columns {meta.event_columns!r} are not "
+                           f"among {list(LEVELS)} / {list(EVENT_COLUMNS)}")
     return meta
 
 
