@@ -301,22 +301,27 @@ def convert(
     try:
         with atomic_directory(output, overwrite=overwrite) as tmp:
             results = _run(tasks, str(tmp), meta, row_group_size, compression, spark, progress)
-            errors = [r["error"] for r in results if "error" in r]
-            if errors:
-                more = f" (and {len(errors) - 1} more failing task(s))" if len(errors) > 1 else ""
-                raise ConversionError(errors[0] + more)
-            counts: dict[str, dict[str, int]] = {}
-            for r in results:
-                for split, by_class in r["counts"].items():
-                    for cls, n in by_class.items():
-                        counts.setdefault(split, {}).setdefault(cls, 0)
-                        counts[split][cls] += n
-            meta.counts = {s: dict(sorted(c.items())) for s, c in sorted(counts.items())}
+            meta.counts = merge_task_counts(results)
             (tmp / S.META_FILE).write_text(json.dumps(json.loads(meta.to_json()), indent=2, sort_keys=True) + "\n")
     except OutputExistsError as exc:
         raise ConversionError(str(exc)) from None
     total = sum(n for c in meta.counts.values() for n in c.values())
     return ConversionSummary(str(output), len(infos), total, meta.counts, time.perf_counter() - t0)
+
+
+def merge_task_counts(results: list[dict]) -> dict[str, dict[str, int]]:
+    """Jets per split and class over every task's result (sorted); the first task error, if any, as one line."""
+    errors = [r["error"] for r in results if "error" in r]
+    if errors:
+        more = f" (and {len(errors) - 1} more failing task(s))" if len(errors) > 1 else ""
+        raise ConversionError(errors[0] + more)
+    counts: dict[str, dict[str, int]] = {}
+    for r in results:
+        for split, by_class in r["counts"].items():
+            for cls, n in by_class.items():
+                counts.setdefault(split, {}).setdefault(cls, 0)
+                counts[split][cls] += n
+    return {s: dict(sorted(c.items())) for s, c in sorted(counts.items())}
 
 
 def _check_consistent(infos: list[FileInfo], max_particles: int | None) -> list[FileInfo]:

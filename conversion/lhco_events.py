@@ -36,6 +36,7 @@ from conversion.convert import (
     _SplitWriters,
     assign_splits,
     jet_keys,
+    merge_task_counts,
 )
 from conversion.hls4ml_reader import ConversionError, resolve_inputs
 from ucluster import lhco
@@ -282,17 +283,7 @@ def convert_events(inputs: str | list[str], output: str, spark=None, fractions: 
                     results = spark.sparkContext.parallelize(tasks, len(tasks)).map(job).collect()
                 except Exception as exc:  # noqa: BLE001
                     raise ConversionError(f"Spark conversion job failed: {str(exc).strip().splitlines()[0]}") from None
-            errors = [r["error"] for r in results if "error" in r]
-            if errors:
-                more = f" (and {len(errors) - 1} more failing task(s))" if len(errors) > 1 else ""
-                raise ConversionError(errors[0] + more)
-            counts: dict[str, dict[str, int]] = {}
-            for r in results:
-                for split, by_class in r["counts"].items():
-                    for cls, n in by_class.items():
-                        counts.setdefault(split, {}).setdefault(cls, 0)
-                        counts[split][cls] += n
-            meta.counts = {s: dict(sorted(c.items())) for s, c in sorted(counts.items())}
+            meta.counts = merge_task_counts(results)
             meta.params["events_dropped"] = sum(r["dropped"] for r in results)
             if not meta.counts:
                 raise ConversionError(f"no event of {len(paths)} file(s) passed the two-jet and m_jj cuts")
