@@ -54,7 +54,27 @@ class StepFunctions:
                                tf.constant(alpha, tf.float32), tf.constant(beta, tf.float32))
 
 
-class HorovodTFEngine:
+class KerasVariablesEngine:
+    """What every TensorFlow engine shares: the compiled :class:`StepFunctions` act on the Keras variables
+    themselves, so there is nothing to pull; subclasses set ``fns`` in ``setup`` and bring the collectives."""
+
+    fns: StepFunctions | None
+    optimizer: Any
+
+    def step(self, batch: dict, alpha: float, beta: float):
+        return self.fns.train(batch, alpha, beta)
+
+    def predict(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return tuple(t.numpy() for t in self.fns.predict(features, mask))
+
+    def set_lr(self, lr: float) -> None:
+        self.optimizer.learning_rate.assign(lr)
+
+    def pull(self) -> None:  # the Keras variables are the engine's variables
+        pass
+
+
+class HorovodTFEngine(KerasVariablesEngine):
     name = "horovod"
 
     def __init__(self, deterministic: bool = False, threads: int = 0):
@@ -75,18 +95,6 @@ class HorovodTFEngine:
         self.model, self.optimizer = model, optimizer
         self.fns = StepFunctions(model, optimizer, gamma, self.hvd if self.size > 1 else None, kernel)
         self.push()
-
-    def step(self, batch: dict, alpha: float, beta: float):
-        return self.fns.train(batch, alpha, beta)
-
-    def predict(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return tuple(t.numpy() for t in self.fns.predict(features, mask))
-
-    def set_lr(self, lr: float) -> None:
-        self.optimizer.learning_rate.assign(lr)
-
-    def pull(self) -> None:  # the Keras variables are the engine's variables
-        pass
 
     def push(self) -> None:
         if self.size > 1:

@@ -20,7 +20,7 @@ from typing import Any
 
 import numpy as np
 
-from ucluster.train.engines.horovod_tf import StepFunctions
+from ucluster.train.engines.horovod_tf import KerasVariablesEngine, StepFunctions
 
 
 def cluster_from_env() -> tuple[int, int]:
@@ -39,7 +39,7 @@ def cluster_from_env() -> tuple[int, int]:
     return rank, len(workers)
 
 
-class TFDistributeEngine:
+class TFDistributeEngine(KerasVariablesEngine):
     name = "tf_distribute"
 
     def __init__(self, deterministic: bool = False, threads: int = 0):
@@ -91,18 +91,6 @@ class TFDistributeEngine:
         average = self._mean_gradients if self.size > 1 else None
         self.fns = StepFunctions(model, optimizer, gamma, target_kernel=kernel, average=average)
         self.push()
-
-    def step(self, batch: dict, alpha: float, beta: float):
-        return self.fns.train(batch, alpha, beta)
-
-    def predict(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        return tuple(t.numpy() for t in self.fns.predict(features, mask))
-
-    def set_lr(self, lr: float) -> None:
-        self.optimizer.learning_rate.assign(lr)
-
-    def pull(self) -> None:  # the Keras variables are the engine's variables
-        pass
 
     def push(self) -> None:
         """Rank 0's model and optimizer variables on every worker: one sum all-reduce per dtype."""
