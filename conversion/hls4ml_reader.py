@@ -82,12 +82,17 @@ def _names(f: h5py.File, key: str, path: str) -> tuple[str, ...]:
     return tuple(v.decode() if isinstance(v, bytes) else str(v) for v in raw)
 
 
-def inspect_file(path: str) -> FileInfo:
-    """Check the layout of one file (datasets, ranks, shapes, required names) without reading the values."""
+def check_hdf5(path: str) -> None:
+    """One line for a file that cannot be HDF5 at all (empty, or another format), before h5py's own error."""
     if os.path.getsize(path) == 0:
         raise ConversionError(f"{path}: empty file")
     if not h5py.is_hdf5(path):
         raise ConversionError(f"{path}: not an HDF5 file")
+
+
+def inspect_file(path: str) -> FileInfo:
+    """Check the layout of one file (datasets, ranks, shapes, required names) without reading the values."""
+    check_hdf5(path)
     try:
         with h5py.File(path, "r") as f:
             particle_names = _names(f, hls4ml.PARTICLE_NAMES, path)

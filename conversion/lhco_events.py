@@ -38,7 +38,7 @@ from conversion.convert import (
     jet_keys,
     merge_task_counts,
 )
-from conversion.hls4ml_reader import ConversionError, resolve_inputs
+from conversion.hls4ml_reader import ConversionError, check_hdf5, resolve_inputs
 from ucluster import lhco
 from ucluster.atomic import OutputExistsError, atomic_directory
 from ucluster.data import schema as S
@@ -61,10 +61,7 @@ class EventTask:
 
 def inspect_events(path: str) -> int:
     """Number of events of one R&D-layout file, after checking the layout (not the values)."""
-    if os.path.getsize(path) == 0:
-        raise ConversionError(f"{path}: empty file")
-    if not h5py.is_hdf5(path):
-        raise ConversionError(f"{path}: not an HDF5 file")
+    check_hdf5(path)
     try:
         with h5py.File(path, "r") as f:
             if lhco.KEY not in f or lhco.VALUES not in f[lhco.KEY]:
