@@ -271,10 +271,12 @@ def convert(
     compression: str = "snappy",
     overwrite: bool = False,
     progress: bool = True,
+    processes: int = 1,
 ) -> ConversionSummary:
     """Convert hls4ml HDF5 ``inputs`` into a Parquet dataset at ``output``.
 
-    With ``spark`` the row ranges run as Spark tasks (one per range); without it they run in this process.
+    With ``spark`` the row ranges run as Spark tasks (one per range); without it they run in this process, or
+    in ``processes`` local processes.
     The substructure columns are written when every input file has them (:func:`substructure_wanted`).
     Raises :class:`ConversionError` (one line) on any bad input; ``output`` is then left untouched.
     """
@@ -300,7 +302,7 @@ def convert(
     tasks = plan(infos, rows_per_task)
     try:
         with atomic_directory(output, overwrite=overwrite) as tmp:
-            results = _run(tasks, str(tmp), meta, row_group_size, compression, spark, progress)
+            results = _run(tasks, str(tmp), meta, row_group_size, compression, spark, progress, processes)
             meta.counts = merge_task_counts(results)
             (tmp / S.META_FILE).write_text(json.dumps(json.loads(meta.to_json()), indent=2, sort_keys=True) + "\n")
     except OutputExistsError as exc:
@@ -361,12 +363,27 @@ def substructure_wanted(infos: list[FileInfo]) -> bool:
     return True
 
 
-def _run(tasks, out_dir, meta, row_group_size, compression, spark, progress) -> list[dict]:
-    if spark is None:
-        from tqdm.auto import tqdm
+def run_local(job, tasks: list, processes: int = 1, desc: str = "convert", progress: bool = True) -> list[dict]:
+    """Run the conversion ``job`` (picklable: a module-level function or a partial of one) over ``tasks``
+    without Spark: in this process, or in a pool of ``processes`` (a many-core machine without a JVM); results
+    in task order either way, as Spark's collect gives them."""
+    from tqdm.auto import tqdm
 
-        return [convert_task(t, out_dir, meta, row_group_size, compression)
-                for t in tqdm(tasks, desc="convert", unit="task", disable=not progress)]
+    if processes <= 1:
+        return [job(t) for t in tqdm(tasks, desc=desc, unit="task", disable=not progress)]
+    from concurrent.futures import ProcessPoolExecutor
+
+    with ProcessPoolExecutor(processes) as pool:
+        return list(tqdm(pool.map(job, tasks), total=len(tasks), desc=desc, unit="task", disable=not progress))
+
+
+def _run(tasks, out_dir, meta, row_group_size, compression, spark, progress, processes: int = 1) -> list[dict]:
+    if spark is None:
+        from functools import partial
+
+        job = partial(convert_task, out_dir=out_dir, meta=meta, row_group_size=row_group_size,
+                      compression=compression)
+        return run_local(job, tasks, processes, "convert", progress)
     sc = spark.sparkContext
     sc.setJobDescription(f"ucluster: convert {len(tasks)} row ranges to Parquet")
     try:

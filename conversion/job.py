@@ -29,7 +29,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--row-group-size", type=int, default=4096, help="jets per Parquet row group")
     p.add_argument("--compression", default="snappy", choices=["zstd", "snappy", "lz4", "gzip", "none"])
     p.add_argument("--overwrite", action="store_true", help="replace an existing output directory")
-    p.add_argument("--local", action="store_true", help="run in this process without Spark")
+    p.add_argument("--local", action="store_true", help="run without Spark: in this process, or --processes")
+    p.add_argument("--processes", type=int, default=1,
+                   help="with --local: convert in this many local processes (a many-core machine without a JVM)")
     p.add_argument("--layout", default="hls4ml", choices=["hls4ml", "lhco"],
                    help="hls4ml jet files, or LHC Olympics R&D event files (event-level dataset)")
     p.add_argument("--signal-fraction", type=float, default=None,
@@ -43,6 +45,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     spark = None
+    if args.processes < 1 or (args.processes > 1 and not args.local):
+        print("error: --processes must be >= 1 and needs --local (with Spark the executors are the processes)",
+              file=sys.stderr)
+        return 2
     if not args.local:
         from ucluster.spark import get_spark
 
@@ -56,12 +62,13 @@ def main(argv: list[str] | None = None) -> int:
                 args.input, args.output, spark=spark, fractions=fractions,
                 max_particles_per_jet=args.max_particles or 100, signal_fraction=args.signal_fraction,
                 mjj_window=(args.mjj_min, args.mjj_max), row_group_size=args.row_group_size,
-                compression=args.compression, overwrite=args.overwrite)
+                compression=args.compression, overwrite=args.overwrite, processes=args.processes)
         else:
             summary = convert(
                 args.input, args.output, spark=spark, fractions=fractions,
                 max_particles=args.max_particles, rows_per_task=args.rows_per_task,
-                row_group_size=args.row_group_size, compression=args.compression, overwrite=args.overwrite)
+                row_group_size=args.row_group_size, compression=args.compression, overwrite=args.overwrite,
+                processes=args.processes)
     except ConversionError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

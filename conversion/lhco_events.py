@@ -23,6 +23,7 @@ import json
 import os
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import fastjet
 import h5py
@@ -37,6 +38,7 @@ from conversion.convert import (
     assign_splits,
     jet_keys,
     merge_task_counts,
+    run_local,
 )
 from conversion.hls4ml_reader import ConversionError, check_hdf5, resolve_inputs
 from ucluster import lhco
@@ -224,11 +226,12 @@ def convert_events(inputs: str | list[str], output: str, spark=None, fractions: 
                    max_particles_per_jet: int = 100, signal_fraction: float | None = None,
                    mjj_window: tuple[float, float] = (0.0, float("inf")), rows_per_task: int = 4096,
                    row_group_size: int = 4096, compression: str = "snappy", overwrite: bool = False,
-                   progress: bool = True) -> ConversionSummary:
+                   progress: bool = True, processes: int = 1) -> ConversionSummary:
     """Convert R&D-layout event files into an event-level Parquet dataset at ``output``.
 
     ``signal_fraction`` (e.g. 0.01) thins the signal so that it makes up about that fraction of the events
-    read (before the jet and m_jj cuts); None keeps every event. Raises :class:`ConversionError` (one line) on
+    read (before the jet and m_jj cuts); None keeps every event. Without ``spark`` the tasks run in this process
+    or in ``processes`` local processes. Raises :class:`ConversionError` (one line) on
     a bad input, leaving ``output`` untouched.
     """
     t0 = time.perf_counter()
@@ -268,13 +271,10 @@ def convert_events(inputs: str | list[str], output: str, spark=None, fractions: 
             tasks.append(EventTask(fi, ci, p, a, min(a + rows_per_task, n)))
     try:
         with atomic_directory(output, overwrite=overwrite) as tmp:
-            def job(t: EventTask) -> dict:
-                return convert_events_task(t, str(tmp), meta, keep_signal, mjj_window, row_group_size, compression)
-
+            job = partial(convert_events_task, out_dir=str(tmp), meta=meta, keep_signal=keep_signal,
+                          mjj_window=mjj_window, row_group_size=row_group_size, compression=compression)
             if spark is None:
-                from tqdm.auto import tqdm
-
-                results = [job(t) for t in tqdm(tasks, desc="convert events", unit="task", disable=not progress)]
+                results = run_local(job, tasks, processes, "convert events", progress)
             else:
                 try:
                     results = spark.sparkContext.parallelize(tasks, len(tasks)).map(job).collect()

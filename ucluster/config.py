@@ -106,6 +106,9 @@ class TrainConfig:
     alpha_step: float = 2.0  # added to alpha every clustering epoch
     beta: float = 1.0  # weight of the clustering loss (conf/ucluster.yaml says why not the paper's 10)
     gamma: float = 2.0  # focal-loss focusing parameter
+    # weight of the cluster-size balance term (KL of the batch's mean soft assignment from uniform) inside the
+    # clustering loss: 0 = plain deep k-means
+    balance: float = 0.0
     kmeans_sample: int = 20000  # latent vectors (all workers together) used to initialise the centroids
     seed: int = 42
     steps_per_epoch: int = 0  # 0 = as many full batches as the smallest shard allows
@@ -282,6 +285,7 @@ def validate(cfg: Config) -> None:
         (m.latent_norm in ("none", "l2"), f"model.latent_norm must be 'none' or 'l2', got '{m.latent_norm}'"),
         (0.0 <= m.dropout < 1.0 and 0.0 <= m.attention_dropout < 1.0, "model dropouts must be in [0, 1)"),
         (t.batch_size >= 1, "train.batch_size must be positive"),
+        (t.balance >= 0, f"train.balance must be >= 0, got {t.balance}"),
         (t.kmeans_space in KMEANS_SPACES,
          f"train.kmeans_space must be one of {', '.join(KMEANS_SPACES)}, got '{t.kmeans_space}'"),
         (t.select in ("last", "best_val"), f"train.select must be 'last' or 'best_val', got '{t.select}'"),

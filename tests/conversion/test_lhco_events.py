@@ -124,3 +124,12 @@ def test_two_epoch_training_in_event_mode(event_dataset, tmp_path, monkeypatch):
 
     with pytest.raises(S.DatasetError, match="data.level=jet but .* is a event-level dataset"):
         JetStream(bad, "train")
+
+
+def test_event_conversion_in_local_processes_matches_one_process(event_files, event_dataset, tmp_path):
+    pooled = tmp_path / "pooled.parquet"
+    convert_events([str(f) for f in event_files], str(pooled), max_particles_per_jet=40, progress=False,
+                   processes=2)
+    files = {p.relative_to(event_dataset): p.read_bytes() for p in sorted(event_dataset.rglob("*")) if p.is_file()}
+    again = {p.relative_to(pooled): p.read_bytes() for p in sorted(pooled.rglob("*")) if p.is_file()}
+    assert len(files) > 2 and files == again

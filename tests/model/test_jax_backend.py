@@ -71,6 +71,17 @@ loaded = keras.saving.load_model("roundtrip.keras")
 for key, value in predict(loaded, features).items():
     np.testing.assert_allclose(value, after[key], rtol=1e-6, atol=1e-6)
 np.testing.assert_array_equal(get_centroids(loaded), get_centroids(model))
+
+# train.balance reaches the compiled step: its clustering figure carries balance * KL(mean assignment || uniform)
+from ucluster.model import balance_loss
+dist = np.asarray(model({"features": features, "mask": mask}, training=False)["distances"])
+figs = {}
+for w in (0.0, 5.0):
+    fn = make_train_step(model, optimizer, beta=1.0, gamma=2.0, balance=w)
+    figs[w] = np.asarray(fn(init_state(model, optimizer), batch, 2.0)[1])
+kl = float(balance_loss(dist, 2.0))
+assert kl > 1e-4, kl
+np.testing.assert_allclose(figs[5.0][2] - figs[0.0][2], 5.0 * kl, rtol=2e-2, atol=1e-5)
 print("JAX-OK")
 """
 

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from ucluster.model import deep_kmeans_loss, focal_loss, soft_assignments
+from ucluster.model import balance_loss, deep_kmeans_loss, focal_loss, soft_assignments
 
 
 def np_(x) -> np.ndarray:
@@ -82,6 +82,21 @@ def test_deep_kmeans_loss_matches_numpy_and_tends_to_min_distance():
     np.testing.assert_allclose(got, (s * d).sum(-1), rtol=1e-5)
     np.testing.assert_allclose(np_(deep_kmeans_loss(d, 1e4)), d.min(-1), rtol=1e-5)
     np.testing.assert_allclose(np_(deep_kmeans_loss(d, 0.0)), d.mean(-1), rtol=1e-5)
+
+
+def test_balance_loss_is_kl_from_uniform_and_punishes_an_emptying_cluster():
+    rng = np.random.default_rng(3)
+    d = rng.uniform(0, 2, size=(64, 4)).astype("float32")
+    alpha = 2.0
+    z = -alpha * (d - d.min(-1, keepdims=True))
+    mean = (np.exp(z) / np.exp(z).sum(-1, keepdims=True)).mean(0)
+    np.testing.assert_allclose(float(np_(balance_loss(d, alpha))), (mean * np.log(4 * mean)).sum(), rtol=1e-5)
+    # every jet nearest to centroid 0 (hard assignments): the largest value, log K
+    collapsed = np.tile([0.0, 3.0, 3.0, 3.0], (64, 1)).astype("float32")
+    np.testing.assert_allclose(float(np_(balance_loss(collapsed, 1e4))), np.log(4), rtol=1e-5)
+    # the same number of jets nearest to each centroid: zero
+    balanced = np.roll(np.eye(4, dtype="float32") * -3 + 3, 0, axis=0).repeat(16, axis=0)
+    assert abs(float(np_(balance_loss(balanced, 1e4)))) < 1e-6
 
 
 def test_ordinal_kernel_rows_are_distributions_peaked_on_their_bin():

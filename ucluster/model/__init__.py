@@ -17,7 +17,7 @@ from ucluster.model.abcnet import (
     set_centroids,
     set_input_scaling,
 )
-from ucluster.model.losses import deep_kmeans_loss, focal_loss, ordinal_kernel, soft_assignments
+from ucluster.model.losses import balance_loss, deep_kmeans_loss, focal_loss, ordinal_kernel, soft_assignments
 
 __all__ = [
     "ClusteringLayer",
@@ -28,6 +28,7 @@ __all__ = [
     "MaskedMeanPool",
     "PointwiseDense",
     "ZeroPadding",
+    "balance_loss",
     "build_model",
     "deep_kmeans_loss",
     "focal_loss",

@@ -68,3 +68,17 @@ def deep_kmeans_loss(distances: Any, alpha: Any) -> Any:
     """
     distances = ops.convert_to_tensor(distances)
     return ops.sum(soft_assignments(distances, alpha) * distances, axis=-1)
+
+
+def balance_loss(distances: Any, alpha: Any) -> Any:
+    """KL divergence of the batch's mean soft assignment from the uniform one, ``Σ_k p̄_k log(K p̄_k)`` (scalar).
+
+    Deep k-means alone is minimised as well by a clustering in which one cluster takes nearly every jet (measured:
+    on 30 k jets per class two of three seeds emptied a cluster during the clustering phase and stayed there);
+    this term, weighted by ``train.balance``, makes an emptying cluster cost something. It assumes clusters of
+    similar size in a batch, so its weight should stay small where the classes are known to be unbalanced.
+    """
+    s = soft_assignments(distances, alpha)
+    mean = ops.mean(s, axis=0)
+    k = ops.cast(ops.shape(s)[-1], mean.dtype)
+    return ops.sum(mean * ops.log(ops.maximum(mean * k, 1e-12)), axis=-1)

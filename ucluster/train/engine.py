@@ -17,17 +17,21 @@ from typing import Any, Protocol
 import numpy as np
 from keras import ops
 
-from ucluster.model.losses import deep_kmeans_loss, focal_loss
+from ucluster.model.losses import balance_loss, deep_kmeans_loss, focal_loss
 
 # Per-step figures every engine returns, in this order: summed by the loop over an epoch, then allreduced.
 STEP_FIGURES = ("loss", "focal_loss", "cluster_loss", "correct")
 
 
-def ucluster_loss(outputs: dict, target: Any, alpha: Any, beta: Any, gamma: float, kernel: Any = None) -> tuple:
-    """(total loss, figures (4,)) of one batch: mean focal loss + beta * mean deep k-means loss, and the number
-    of correctly classified jets; written once in keras.ops for every engine."""
+def ucluster_loss(outputs: dict, target: Any, alpha: Any, beta: Any, gamma: float, kernel: Any = None,
+                  balance: float = 0.0) -> tuple:
+    """(total loss, figures (4,)) of one batch: mean focal loss + beta * (mean deep k-means loss + balance *
+    :func:`balance_loss`), and the number of correctly classified jets; written once in keras.ops for every
+    engine. The clustering figure includes the balance term."""
     focal = ops.mean(focal_loss(target, outputs["logits"], gamma, kernel))
     clus = ops.mean(deep_kmeans_loss(outputs["distances"], alpha))
+    if balance:
+        clus = clus + balance * balance_loss(outputs["distances"], alpha)
     loss = focal + beta * clus
     pred = ops.argmax(outputs["logits"], axis=-1)
     correct = ops.sum(ops.cast(ops.equal(ops.cast(pred, "int32"), ops.cast(target, "int32")), "float32"))
@@ -46,8 +50,9 @@ class Engine(Protocol):
     rank: int
     size: int
 
-    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None) -> None:
-        """Compile the step and forward pass for this model/optimizer; adopt rank 0's variables everywhere."""
+    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None, balance: float = 0.0) -> None:
+        """Compile the step and forward pass for this model/optimizer (``gamma``, ``kernel`` and ``balance`` of
+        :func:`ucluster_loss` compiled in); adopt rank 0's variables everywhere."""
 
     def step(self, batch: dict, alpha: float, beta: float) -> Any:
         """One optimisation step on this worker's batch (gradients averaged across workers inside); returns the

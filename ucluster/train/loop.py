@@ -334,7 +334,7 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                                 f"worker, this run has {replicas(engine)} (set run.devices to match)")
     else:
         loop.input_statistics(model)
-    engine.setup(model, optimizer, cfg.train.gamma, kernel)
+    engine.setup(model, optimizer, cfg.train.gamma, kernel, cfg.train.balance)
 
     tracker = None
     if rank == 0 and track:

@@ -18,7 +18,7 @@ class StepFunctions:
     """Compiled train and predict steps for one model/optimizer pair (the engine's, and the tests')."""
 
     def __init__(self, model, optimizer, gamma: float, hvd=None, target_kernel: np.ndarray | None = None,
-                 average: Callable[[list], list] | None = None):
+                 average: Callable[[list], list] | None = None, balance: float = 0.0):
         """``hvd``: average gradients with Horovod's tape; ``average``: any other cross-worker mean of the
         gradient list (the tf.distribute engine's), applied between ``tape.gradient`` and the update."""
         import tensorflow as tf
@@ -31,7 +31,7 @@ class StepFunctions:
         def train_step(features, mask, target, alpha, beta):
             with tf.GradientTape() as tape:
                 out = model({"features": features, "mask": mask}, training=True)
-                loss, figures = ucluster_loss(out, target, alpha, beta, gamma, kernel)
+                loss, figures = ucluster_loss(out, target, alpha, beta, gamma, kernel, balance)
             if hvd is not None:
                 tape = hvd.DistributedGradientTape(tape)
             grads = tape.gradient(loss, tf_vars)
@@ -91,9 +91,10 @@ class HorovodTFEngine(KerasVariablesEngine):
         self.rank, self.size = self.hvd.rank(), self.hvd.size()
         self.fns: StepFunctions | None = None
 
-    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None) -> None:
+    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None, balance: float = 0.0) -> None:
         self.model, self.optimizer = model, optimizer
-        self.fns = StepFunctions(model, optimizer, gamma, self.hvd if self.size > 1 else None, kernel)
+        self.fns = StepFunctions(model, optimizer, gamma, self.hvd if self.size > 1 else None, kernel,
+                                 balance=balance)
         self.push()
 
     def push(self) -> None:

@@ -102,13 +102,14 @@ class Placement:
 
 def make_train_step(
     model: keras.Model, optimizer: keras.optimizers.Optimizer, beta: float, gamma: float,
-    target_kernel: Any = None, placement: Placement | None = None,
+    target_kernel: Any = None, placement: Placement | None = None, balance: float = 0.0,
 ) -> Callable[[State, dict[str, Any], Any], tuple[State, Any]]:
     """Return ``step(state, batch, alpha) -> (state, figures)``, jit-compiled, state donated.
 
     ``batch`` = ``{"features": (B, P, F) float32, "mask": (B, P) float32, "target": (B,) int}``; the loss is
     :func:`ucluster_loss` at softness ``alpha`` (traced: changing it does not recompile); ``beta`` and ``gamma``
-    are compiled in. ``figures`` are the (4,) ``STEP_FIGURES`` (loss, focal, clustering, correct jets).
+    (and ``balance``) are compiled in. ``figures`` are the (4,) ``STEP_FIGURES`` (loss, focal, clustering,
+    correct jets).
     With a ``placement`` the state and figures are replicated and the batch is split over its devices.
     """
     _check_backend()
@@ -120,7 +121,8 @@ def make_train_step(
     def loss_fn(trainable: list[Any], non_trainable: list[Any], batch: dict[str, Any], alpha: Any) -> Any:
         inputs = {"features": batch["features"], "mask": batch["mask"]}
         outputs, non_trainable = model.stateless_call(trainable, non_trainable, inputs, training=True)
-        loss, figures = ucluster_loss(outputs, batch["target"], alpha, float(beta), float(gamma), kernel)
+        loss, figures = ucluster_loss(outputs, batch["target"], alpha, float(beta), float(gamma), kernel,
+                                      float(balance))
         return loss, (non_trainable, figures)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -153,10 +155,11 @@ class JaxLocalEngine(SingleProcessCollectives):
         self.placement = Placement(local_devices(devices))
         self.replicas = self.placement.n
 
-    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None) -> None:
+    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None, balance: float = 0.0) -> None:
         import jax
 
         self.model, self.optimizer, self.gamma, self.kernel = model, optimizer, gamma, kernel
+        self.balance = balance
         self._steps: dict[float, Callable] = {}  # one compiled step per beta (pretraining uses beta = 0)
 
         def predict(trainable, non_trainable, features, mask):
@@ -188,7 +191,7 @@ class JaxLocalEngine(SingleProcessCollectives):
         fn = self._steps.get(beta)
         if fn is None:
             fn = self._steps[beta] = make_train_step(self.model, self.optimizer, beta, self.gamma, self.kernel,
-                                                     self.placement)
+                                                     self.placement, self.balance)
         self.state, figures = fn(self.state, {k: batch[k] for k in STEP_KEYS}, alpha)
         return figures
 

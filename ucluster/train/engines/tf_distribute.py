@@ -86,10 +86,10 @@ class TFDistributeEngine(KerasVariablesEngine):
             out[i] = g / self.size
         return out
 
-    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None) -> None:
+    def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None, balance: float = 0.0) -> None:
         self.model, self.optimizer = model, optimizer
         average = self._mean_gradients if self.size > 1 else None
-        self.fns = StepFunctions(model, optimizer, gamma, target_kernel=kernel, average=average)
+        self.fns = StepFunctions(model, optimizer, gamma, target_kernel=kernel, average=average, balance=balance)
         self.push()
 
     def push(self) -> None:

@@ -1,0 +1,175 @@
+"""UCluster in anomaly mode at scale, on one GPU host (``KERAS_BACKEND=jax``; no Spark or MLflow needed there).
+
+GPU machines here have JAX but no TensorFlow, JVM or MLflow, so this study runs the product's pieces without
+them: the event simulator's tasks in a process pool, the LHCO converter with ``processes`` (one dataset per
+injected signal fraction, thinned by the converter's key rule), the one training loop with the JAX engine
+(``track=False``), and the anomaly report of ``jobs/evaluate.py --anomaly`` on every split:
+
+    KERAS_BACKEND=jax python -m studies.anomaly_gpu simulate --out /tmp/h5 --qcd 104000 --wprime 2000
+    python -m studies.anomaly_gpu convert --h5 /tmp/h5 --fraction 0.01 --out /tmp/ev1.parquet
+    KERAS_BACKEND=jax python -m studies.anomaly_gpu train --data /tmp/ev1.parquet --seeds 1,2,3 --json a.json
+
+``train`` prints one ``ANOMALY`` line per seed and split: the most enriched cluster's signal fraction against
+the input fraction, its S/sqrt(B) and the background m_jj sculpting there, as in docs/anomaly.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from ucluster.config import add_config_arguments, load_config, overrides_from_args  # noqa: E402
+
+
+def simulate(out: str, qcd: int, wprime: int, processes: int, events_per_task: int, seconds: float) -> list[str]:
+    """The tasks of ``jobs/simulate_events`` (same seeds and files) in a pool, stopped after ``seconds``: the
+    files finished by then are kept (printed), the rest are not written."""
+    import multiprocessing as mp
+
+    from ucluster.sim.pythia_events import plan_tasks, run_task
+
+    os.makedirs(out, exist_ok=True)
+    tasks = plan_tasks({"wprime": wprime, "qcd": qcd}, events_per_task=events_per_task)
+    t0, done = time.perf_counter(), []
+    pool = mp.get_context("spawn").Pool(processes)
+    pending = [pool.apply_async(run_task, (t, out)) for t in tasks]
+    while pending and time.perf_counter() - t0 < seconds:
+        time.sleep(2)
+        done += [r.get() for r in pending if r.ready()]
+        pending = [r for r in pending if not r.ready()]
+    pool.terminate()
+    pool.join()
+    for r in done:
+        if r["error"]:
+            print(f"task failed: {r['error']}", file=sys.stderr)
+    files = sorted(r["path"] for r in done if r["path"])
+    print(f"simulated {len(files)} of {len(tasks)} files in {time.perf_counter() - t0:.0f} s", flush=True)
+    return files
+
+
+def convert(h5: str, fraction: float, out: str, processes: int, max_particles: int) -> None:
+    from conversion.lhco_events import convert_events
+
+    s = convert_events(h5, out, signal_fraction=fraction, max_particles_per_jet=max_particles, progress=False,
+                       processes=processes, overwrite=True)
+    print(f"converted {s.jets} events at signal fraction {fraction} in {s.seconds:.0f} s: {s.counts}", flush=True)
+
+
+def _clusters(cfg, model, split: str) -> dict:
+    """Cluster, label and m_jj of every event of ``split`` with the trained model."""
+    from ucluster.data.loader import JetStream
+
+    parts: dict[str, list] = {"cluster": [], "label": [], "mjj": []}
+    for batch in JetStream(cfg, split).eval_batches(cfg.train.batch_size, 0):
+        out = model({"features": batch["features"], "mask": batch["mask"]}, training=False)
+        v = batch["valid"] > 0
+        parts["cluster"].append(np.asarray(out["distances"]).argmin(-1)[v])
+        parts["label"].append(batch["label"][v])
+        parts["mjj"].append(batch["mass"][v])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def train(args: argparse.Namespace) -> dict:
+    import keras
+
+    from ucluster.inference.anomaly import anomaly_report, kmeans_baseline
+    from ucluster.train import loop
+    from ucluster.train.engines.jax_local import JaxLocalEngine
+
+    common = overrides_from_args(args)
+    out: dict = {"runs": []}
+    for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
+        base = load_config(args.config, common)
+        cfg = load_config(args.config, {**common, "train.seed": seed, "run.progress": False,
+                                        "run.output_dir": str(Path(base.run.output_dir) / f"seed{seed}")})
+        t0 = time.perf_counter()
+
+        def show(epoch: int, m: dict, seed=seed) -> None:
+            print(f"EPOCH {args.name} seed{seed} {epoch} loss={m['loss']:.4f} class={m['test_class_acc']:.3f} "
+                  f"moved={m.get('test_moved_from_prev', math.nan):.3f} min_cluster="
+                  f"{m.get('test_min_cluster_fraction', math.nan):.4f} {m['jets_per_s']:.0f}/s", flush=True)
+
+        result = loop.run(cfg, JaxLocalEngine(), track=False, on_epoch=show)
+        model = keras.saving.load_model(result["model_path"])
+        row = {"name": args.name, "seed": seed, "n_clusters": cfg.model.n_clusters,
+               "train_seconds": time.perf_counter() - t0, "splits": {}}
+        for split in ("train", "test"):
+            c = _clusters(cfg, model, split)
+            rep = anomaly_report(c["cluster"], c["label"], c["mjj"], cfg.model.n_clusters)
+            best = rep.clusters[rep.enriched_cluster]
+            row["splits"][split] = {"events": int(len(c["label"])), "input_fraction": rep.input_signal_fraction,
+                                    "enriched_fraction": rep.enriched_signal_fraction,
+                                    "enriched_events": best["events"], "enriched_signal": best["signal"],
+                                    "s_over_sqrt_b": best["s_over_sqrt_b"], "sculpting_js": rep.sculpting_js,
+                                    "clusters": rep.clusters}
+            print(f"ANOMALY {args.name} seed{seed} {split}: input {rep.input_signal_fraction:.4f} -> enriched "
+                  f"{rep.enriched_signal_fraction:.4f} ({best['signal']}/{best['events']} events), S/sqrt(B) "
+                  f"{best['s_over_sqrt_b']:.2f}, JS {rep.sculpting_js:.4f}", flush=True)
+        out["runs"].append(row)
+    if args.baseline:  # k-means on (m_j1, m_j2, tau21 x 2) of the same training events, same k
+        import pyarrow.parquet as pq
+
+        from ucluster.data import schema as S
+
+        cfg = load_config(args.config, common)
+        t = pq.read_table(S.split_files(cfg.data.path, "train"),
+                          columns=["label", S.MJJ, S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2]).to_pydict()
+        a = {k: np.asarray(v) for k, v in t.items()}
+        for seed in range(3):
+            c = kmeans_baseline(a[S.M_J1], a[S.M_J2], a[S.TAU21_J1], a[S.TAU21_J2], cfg.model.n_clusters, seed=seed)
+            rep = anomaly_report(c, a["label"], a[S.MJJ], cfg.model.n_clusters)
+            print(f"BASELINE {args.name} seed{seed} train: input {rep.input_signal_fraction:.4f} -> enriched "
+                  f"{rep.enriched_signal_fraction:.4f}", flush=True)
+    if args.json:
+        Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="cmd", required=True)
+    s = sub.add_parser("simulate")
+    s.add_argument("--out", required=True)
+    s.add_argument("--qcd", type=int, default=104000)
+    s.add_argument("--wprime", type=int, default=2000)
+    s.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    s.add_argument("--events-per-task", type=int, default=1000)
+    s.add_argument("--seconds", type=float, default=420.0)
+    c = sub.add_parser("convert")
+    c.add_argument("--h5", required=True)
+    c.add_argument("--fraction", type=float, required=True)
+    c.add_argument("--out", required=True)
+    c.add_argument("--processes", type=int, default=os.cpu_count() or 1)
+    c.add_argument("--max-particles", type=int, default=50)
+    t = sub.add_parser("train")
+    t.add_argument("--config", default=str(REPO / "conf" / "anomaly.yaml"))
+    t.add_argument("--data", required=True)
+    t.add_argument("--seeds", default="1,2,3")
+    t.add_argument("--name", default="anomaly")
+    t.add_argument("--json", default="")
+    t.add_argument("--baseline", action="store_true", help="also k-means on (m_j1, m_j2, tau21 x 2), same k")
+    add_config_arguments(t)
+    args = p.parse_args(argv)
+    if args.cmd == "simulate":
+        simulate(args.out, args.qcd, args.wprime, args.processes, args.events_per_task, args.seconds)
+    elif args.cmd == "convert":
+        convert(args.h5, args.fraction, args.out, args.processes, args.max_particles)
+    else:
+        args.cfg__data__path = args.data
+        train(args)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
