@@ -92,7 +92,7 @@ def train(args: argparse.Namespace) -> dict:
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
         base = load_config(args.config, common)
         cfg = load_config(args.config, {**common, "train.seed": seed, "run.progress": False,
-                                        "run.output_dir": str(Path(base.run.output_dir) / f"seed{seed}")})
+                                        "run.output_dir": str(Path(base.run.output_dir) / f"{args.name}_seed{seed}")})
         t0 = time.perf_counter()
 
         def show(epoch: int, m: dict, seed=seed) -> None:

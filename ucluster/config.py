@@ -107,8 +107,8 @@ class TrainConfig:
     beta: float = 1.0  # weight of the clustering loss (conf/ucluster.yaml says why not the paper's 10)
     gamma: float = 2.0  # focal-loss focusing parameter
     # weight of the cluster-size balance term (KL of the batch's mean soft assignment from uniform) inside the
-    # clustering loss: 0 = plain deep k-means
-    balance: float = 0.0
+    # clustering loss: 0 = plain deep k-means (conf/ucluster.yaml says why 0.1)
+    balance: float = 0.1
     kmeans_sample: int = 20000  # latent vectors (all workers together) used to initialise the centroids
     seed: int = 42
     steps_per_epoch: int = 0  # 0 = as many full batches as the smallest shard allows
