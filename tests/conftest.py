@@ -63,30 +63,70 @@ def jet_dataset(pythia_h5_dir, tmp_path_factory):
     return out
 
 
+@pytest.fixture(scope="session")
+def tiny_overrides(jet_dataset) -> dict:
+    """TINY on the session's Pythia dataset, as config overrides (for fixtures wider than one test)."""
+    return {**TINY, "data.path": str(jet_dataset)}
+
+
 @pytest.fixture
-def tiny_config(jet_dataset, tmp_path):
+def tiny_config(tiny_overrides, tmp_path):
     """A configuration small enough to train in seconds on 2 cores, on the session's Pythia dataset."""
     from ucluster.config import load_config
 
-    overrides = {**TINY, "data.path": str(jet_dataset), "run.output_dir": str(tmp_path / "run")}
-    return load_config(None, overrides)
+    return load_config(None, {**tiny_overrides, "run.output_dir": str(tmp_path / "run")})
 
 
-# --- a tiny model trained for real once per session (about 40 s here): inference and fault tests read it ---
+# --- a tiny model trained for real once per session (about 20 s here) -------------------------------------
 @pytest.fixture(scope="session")
 def trained(jet_dataset, tmp_path_factory):
-    """Train the tiny model (3 epochs; α of the epoch selected on val: 1 or 3) into a fresh directory with its own
-    MLflow store.
+    """Train the tiny model (3 epochs on 1 Horovod worker; α of the epoch selected on val: 1 or 3) into a fresh
+    directory with its own MLflow store.
 
-    Session-scoped rather than per module: the modules only read the model (and log evaluations beside it),
-    and one training fewer keeps these tests within their time budget on two cores."""
+    Session-scoped rather than per module: the inference tests only read the model (and log evaluations beside
+    it); the trainer tests check this run's records; and, being deterministic (run.deterministic), it is the
+    uninterrupted reference that the resume and fault tests compare their interrupted runs with. Every 1-worker
+    training fewer saves ~20 s on two cores."""
     from ucluster.config import load_config
     from ucluster.train.trainer import train
 
     out = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        cfg = load_config(None, {**TINY, "data.path": str(jet_dataset), "run.output_dir": str(out / "run")})
+        cfg = load_config(None, {**TINY, "data.path": str(jet_dataset), "run.output_dir": str(out / "run"),
+                                 "run.deterministic": True})
         result = train(cfg)
     return SimpleNamespace(cfg=cfg, result=result, run_id=result["run_id"], run_dir=Path(cfg.run.output_dir),
                            model_path=Path(result["model_path"]), alpha=result["alpha"])
+
+
+@pytest.fixture(scope="session")
+def two_horovod_workers(jet_dataset, tmp_path_factory):
+    """The tiny model trained on 2 Horovod worker processes (3 epochs, deterministic): the engine comparison
+    (tests/train/test_engines.py) and the learning-rate scaling check (tests/train/test_trainer.py) read the same
+    run instead of each training their own. ``stderr`` holds what the driver printed."""
+    import contextlib
+    import io
+
+    from ucluster.config import load_config
+    from ucluster.train.trainer import train
+
+    out = tmp_path_factory.mktemp("two_horovod_workers")
+    cfg = load_config(None, {**TINY, "data.path": str(jet_dataset), "run.output_dir": str(out / "run"),
+                             "run.engine": "horovod", "run.np": -2, "run.deterministic": True})
+    err = io.StringIO()
+    with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        result = train(cfg)
+    return SimpleNamespace(cfg=cfg, result=result, stderr=err.getvalue())
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _jax_compilation_cache(tmp_path_factory):
+    """The JAX subprocesses of one test session share a persistent XLA compilation cache, in a temp dir that is
+    new every session (so every session compiles each program once, from scratch). Several of them compile the
+    same programs (the tiny UCluster steps of jobs/train.py --engine jax in test_loop and in every run of
+    test_quality_gpu): the later ones load the executable instead of compiling it again (~10 s each)."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("JAX_COMPILATION_CACHE_DIR", str(tmp_path_factory.mktemp("jax_cache")))
+        yield

@@ -43,12 +43,15 @@ def worker_status(out: Path, rank: int) -> dict | None:
         return None
 
 
-def wait_for_epoch(job: subprocess.Popen, out: Path, rank: int, epoch: int, timeout: float = 240) -> dict:
-    """The status of worker ``rank`` once it has started (0-based) ``epoch`` or later."""
+def wait_for_epoch(job: subprocess.Popen, out: Path, rank: int, epoch: int, timeout: float = 240,
+                   attempt: int = 0) -> dict:
+    """The status of worker ``rank`` once it has started (0-based) ``epoch`` or later, in launch ``attempt``
+    (0: the first launch, n: the n-th restart) or a later one."""
     deadline = time.time() + timeout
     while time.time() < deadline:
         status = worker_status(out, rank)
-        if status and status.get("epoch") is not None and status["epoch"] >= epoch and status["phase"] == "epoch":
+        if (status and status.get("epoch") is not None and status["epoch"] >= epoch and status["phase"] == "epoch"
+                and status.get("attempt", 0) >= attempt):
             return status
         assert job.poll() is None, f"job ended early: {job.communicate()}"
         time.sleep(0.05)

@@ -127,6 +127,13 @@ def _files(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
+def _part_files(root: Path) -> set[Path]:
+    """The ``part-*`` files under ``root`` now. Spark moves and deletes task-attempt directories while this
+    looks (a committed task's files leave ``_temporary``), so a directory that vanishes mid-walk is skipped:
+    ``os.walk`` ignores such errors where ``Path.rglob`` raises FileNotFoundError."""
+    return {Path(d) / f for d, _, files in os.walk(root) for f in files if f.startswith("part-")}
+
+
 def _leftovers(parent: Path, keep: set[str]) -> list[str]:
     return sorted(p.name for p in parent.iterdir() if p.name not in keep)
 
@@ -196,7 +203,7 @@ def test_assignment_task_killed_mid_write_is_retried_and_output_is_identical(big
     def while_the_output_is_written(workers):
         """Right after a task opened a new part file (its first batch is back from Python, the rest is to come),
         and while a worker is busy: the victim is then most likely in the middle of a task."""
-        parts = {p for d in tmp_path.glob(f".{out.name}.tmp-*") for p in (d / "_temporary").rglob("part-*")}
+        parts = {p for d in tmp_path.glob(f".{out.name}.tmp-*") for p in _part_files(d / "_temporary")}
         new = parts - seen
         seen.update(parts)
         if not new or len(seen) == len(new):  # nothing new, or the first files: wait for a task that opens later

@@ -10,7 +10,7 @@ from mlflow.tracking import MlflowClient
 from tests.faults.conftest import kill_worker, start_job, wait_for_epoch
 from ucluster.tracking import tracking_uri
 
-EPOCHS = 4
+EPOCHS = 3  # the epochs of the session's tiny run (the uninterrupted reference)
 
 
 def _client(out) -> MlflowClient:
@@ -30,37 +30,63 @@ def _finals(run) -> dict:
 
 
 @pytest.fixture(scope="module")
-def uninterrupted(jet_dataset, tmp_path_factory):
-    """The same deterministic 1-worker job, never disturbed: the reference for the final figures."""
-    out = tmp_path_factory.mktemp("straight") / "run"
-    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS))
-    stdout, stderr = job.communicate(timeout=600)
-    assert job.returncode == 0, stderr[-3000:]
-    return _only_run(out)[1]
+def uninterrupted(trained, jet_dataset):
+    """The reference for the final figures: the session's deterministic 1-worker tiny run (tests/conftest.py),
+    never disturbed. It has the config of start_job(...): TINY_FLAGS, EPOCHS epochs, the same dataset."""
+    from tests.faults.conftest import TINY_FLAGS
+    from ucluster.config import load_config
+
+    flags = {TINY_FLAGS[i].removeprefix("--"): TINY_FLAGS[i + 1] for i in range(0, len(TINY_FLAGS), 2)}
+    job = load_config(None, {**flags, "data.path": str(jet_dataset), "train.epochs": EPOCHS, "run.np": -1,
+                             "run.output_dir": str(trained.run_dir)})
+    assert {k: v for k, v in job.flat().items() if k not in ("run.source", "run.source_commit")} == {
+        k: v for k, v in trained.cfg.flat().items() if k not in ("run.source", "run.source_commit")}
+    return _client(trained.run_dir).get_run(trained.run_id)
 
 
-def test_rank0_killed_mid_epoch_restarts_and_ends_like_an_uninterrupted_run(jet_dataset, tmp_path, uninterrupted):
+def test_rank0_killed_restarts_then_last_restart_used_up_closes_the_run_and_resume_ends_like_uninterrupted(
+        jet_dataset, tmp_path, uninterrupted):
+    """Rank 0 (it owns the MLflow run) killed mid-epoch: restarted from the last checkpoint in the same run. Killed
+    again once its only restart (run.max_restarts 1) is used up: one line, and the driver still marks the run
+    FAILED. --resume continues that run to the end, with the uninterrupted run's figures (deterministic).
+
+    One job for what were two (restart, then restarts used up and --resume): each job start costs a driver and a
+    worker start-up (~25 s), and the second kill lands in the relaunched worker, so both paths are still taken."""
     out = tmp_path / "run"
-    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS))
+    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS), "--run.max_restarts", "1")
     status = wait_for_epoch(job, out, rank=0, epoch=2)
     killed_at = kill_worker(job, status["pid"])
-    stdout, stderr = job.communicate(timeout=600)
-    assert job.returncode == 0, stderr[-3000:]
-    lines = [ln for ln in stderr.splitlines() if ln.startswith("warning: worker")]
     epoch = status["epoch"]
+    relaunched = wait_for_epoch(job, out, rank=0, epoch=epoch, attempt=1)  # back in the epoch it lost
+    assert relaunched["pid"] != status["pid"]
+    kill_worker(job, relaunched["pid"])
+    stdout, stderr = job.communicate(timeout=300)
+    assert job.returncode == 1, stderr[-3000:]
+    lines = [ln for ln in stderr.splitlines() if ln.startswith("warning: worker")]
     assert lines == [f"warning: worker 0 exited with signal 9 (killed) during epoch {epoch + 1}; restarted from "
-                     f"the epoch-{epoch} checkpoint (1 of 2 restarts)"], stderr[-3000:]
+                     f"the epoch-{epoch} checkpoint (1 of 1 restarts)"], stderr[-3000:]
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith(f"error: worker 0 exited with signal 9 (killed) during epoch {relaunched['epoch'] + 1}; "
+                           "giving up after 1 restart(s); resume with --resume (log: "), stderr[-3000:]
     assert "Traceback" not in stderr and "Traceback" not in stdout
-    client, run = _only_run(out)
-    assert run.info.status == "FINISHED"
+    log = last.rsplit("(log: ", 1)[1].rstrip(")")
+    assert "Horovod detected that one or more processes exited" in open(log).read()  # the details are there
+    _, run = _only_run(out)
+    assert run.info.status == "FAILED" and run.data.tags["ucluster.failure"] in last
     assert run.data.tags["ucluster.restart.1"] == lines[0].removeprefix("warning: ")
     assert run.data.metrics["restarts"] == 1 and 0 <= run.data.metrics["restart_epochs_lost"] <= 1
-    recovery = run.data.metrics["restart_recovery_seconds"]
+    recovery = run.data.metrics["restart_recovery_seconds"]  # logged by the relaunched worker, once restored
     assert 0 < recovery < time.time() - killed_at
-    # every epoch logged exactly once per step (the lost epoch re-run overwrites nothing twice at other steps)
+    # and --resume continues it in the same run, to the end
+    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS), "--resume")
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    client, resumed = _only_run(out)
+    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
+    # every epoch logged exactly once per step (the lost epochs re-run overwrite nothing twice at other steps)
     assert sorted({m.step for m in client.get_metric_history(run.info.run_id, "loss")}) == list(range(EPOCHS))
-    # deterministic: the interrupted job ends with the uninterrupted job's figures
-    assert _finals(run) == pytest.approx(_finals(uninterrupted), rel=1e-4, abs=1e-5)
+    # deterministic: the twice-interrupted job ends with the uninterrupted job's figures
+    assert _finals(resumed) == pytest.approx(_finals(uninterrupted), rel=1e-4, abs=1e-5)
     print(f"\nrank-0 kill during epoch {epoch + 1}: recovered in {recovery:.1f} s (kill -> training again), "
           f"epochs lost {run.data.metrics['restart_epochs_lost']:.2f}")
 
@@ -97,30 +123,6 @@ def test_tf_distribute_worker_killed_restarts_in_the_same_run(jet_dataset, tmp_p
     assert run.info.status == "FINISHED" and run.data.params["engine"] == "tf_distribute"
     assert run.data.metrics["restarts"] == 1
     assert sorted({m.step for m in client.get_metric_history(run.info.run_id, "loss")}) == [0, 1, 2]
-
-
-def test_last_restart_used_up_gives_one_line_and_closes_the_run(jet_dataset, tmp_path):
-    """max_restarts 0 and rank 0 killed (it owns the MLflow run): the driver still marks the run FAILED."""
-    out = tmp_path / "run"
-    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS), "--run.max_restarts", "0")
-    status = wait_for_epoch(job, out, rank=0, epoch=1)
-    kill_worker(job, status["pid"])
-    stdout, stderr = job.communicate(timeout=300)
-    assert job.returncode == 1
-    last = stderr.strip().splitlines()[-1]
-    assert last.startswith(f"error: worker 0 exited with signal 9 (killed) during epoch {status['epoch'] + 1}; "
-                           "giving up after 0 restart(s); resume with --resume (log: "), stderr[-3000:]
-    assert "Traceback" not in stderr
-    log = last.rsplit("(log: ", 1)[1].rstrip(")")
-    assert "Horovod detected that one or more processes exited" in open(log).read()  # the details are there
-    _, run = _only_run(out)
-    assert run.info.status == "FAILED" and run.data.tags["ucluster.failure"] in last
-    # and --resume continues it in the same run, to the end
-    job = start_job(jet_dataset, out, "--np", "-1", "--epochs", str(EPOCHS), "--resume")
-    stdout, stderr = job.communicate(timeout=600)
-    assert job.returncode == 0, stderr[-3000:]
-    _, resumed = _only_run(out)
-    assert resumed.info.run_id == run.info.run_id and resumed.info.status == "FINISHED"
 
 
 def test_resume_refuses_another_config_or_dataset(jet_dataset, tmp_path, uninterrupted):

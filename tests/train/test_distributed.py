@@ -54,13 +54,32 @@ def _steps_worker(engine_name: str, config: dict, batches: list[dict], lr: float
     return engine.allgather_object((initial, final)) + [collectives]
 
 
-@pytest.mark.parametrize("engine", ENGINES)
-def test_two_workers_match_one_worker_on_the_concatenated_batch(tiny_config, engine):
+@pytest.fixture(scope="module")
+def local_runs(tiny_overrides, tmp_path_factory):
+    """``runs(engine, np)``: _steps_worker on |np| local workers of ``engine``, each run once per module (the
+    2-worker tf_distribute run is the reference of the Spark barrier test too), on the same 3 batches."""
+    from ucluster.config import load_config
+
+    tiny_config = load_config(None, {**tiny_overrides, "run.output_dir": str(tmp_path_factory.mktemp("steps"))})
     stream = JetStream(tiny_config, "train")
-    batches = list(stream.batches(32, 3, epoch=0, seed=5))
-    kwargs = {"engine_name": engine, "config": tiny_config.to_dict(), "batches": batches, "lr": 1e-3}
-    *two, coll = RUNNERS[engine](np=-2).run(_steps_worker, **kwargs)
-    *one, _ = RUNNERS[engine](np=-1).run(_steps_worker, **kwargs)
+    kwargs = {"config": tiny_config.to_dict(), "batches": list(stream.batches(32, 3, epoch=0, seed=5)), "lr": 1e-3}
+    done: dict = {}
+
+    def runs(engine: str, np_: int):
+        if (engine, np_) not in done:
+            done[engine, np_] = RUNNERS[engine](np=np_).run(_steps_worker, engine_name=engine, **kwargs)
+        return done[engine, np_]
+
+    runs.kwargs = kwargs
+    return runs
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_two_workers_match_one_worker_on_the_concatenated_batch(local_runs, engine):
+    kwargs = local_runs.kwargs
+    batches = kwargs["batches"]
+    *two, coll = local_runs(engine, -2)
+    *one, _ = local_runs(engine, -1)
     assert len(two) == 2 and len(one) == 1
     (init0, final0), (init1, final1), (init_single, final_single) = two[0], two[1], one[0]
     moved, diff_sum, update_sum = 0, 0.0, 0.0
@@ -91,13 +110,11 @@ def test_runner_rejects_bad_np(runner):
         runner(np=-4096).check_slots()
 
 
-def test_tf_distribute_in_a_spark_barrier_stage_matches_local_processes(tiny_config, spark):
+def test_tf_distribute_in_a_spark_barrier_stage_matches_local_processes(local_runs, spark):
     """np > 0: two Spark tasks of one barrier stage build TF_CONFIG from the task infos and train together."""
-    stream = JetStream(tiny_config, "train")
-    batches = list(stream.batches(32, 2, epoch=0, seed=5))
-    kwargs = {"engine_name": "tf_distribute", "config": tiny_config.to_dict(), "batches": batches, "lr": 1e-3}
-    *spark_two, coll = TFDistributeRunner(np=2, spark=spark).run(_steps_worker, **kwargs)
-    *local_two, _ = TFDistributeRunner(np=-2).run(_steps_worker, **kwargs)
+    *spark_two, coll = TFDistributeRunner(np=2, spark=spark).run(_steps_worker, engine_name="tf_distribute",
+                                                                 **local_runs.kwargs)
+    *local_two, _ = local_runs("tf_distribute", -2)  # the same batches on two local processes
     for (_, a), (_, b) in zip(spark_two, local_two, strict=True):
         for x, y in zip(a, b, strict=True):
             np.testing.assert_allclose(x, y, rtol=0, atol=1e-6)

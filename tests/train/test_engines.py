@@ -29,12 +29,18 @@ def _cfg(base, tmp_path, engine: str, epochs: int = 3, **run):
                                 output_dir=str(tmp_path / f"{engine}-{epochs}-{len(run)}"), **run))
 
 
-def test_both_engines_end_with_the_same_clustering_and_tf_distribute_resumes(tiny_config, tmp_path, capsys):
-    results = {}
-    for engine in ("horovod", "tf_distribute"):
-        cfg = _cfg(tiny_config, tmp_path, engine)
-        results[engine] = train(cfg)
-        assert f"engine: {engine} (run.engine={engine})" in capsys.readouterr().err
+def test_both_engines_end_with_the_same_clustering_and_tf_distribute_resumes(tiny_config, two_horovod_workers,
+                                                                           tmp_path, capsys):
+    # Horovod's run is the session's 2-worker run (tests/conftest.py): the same config as _cfg(..., "horovod").
+    hvd_cfg = two_horovod_workers.cfg
+    assert hvd_cfg.flat() == {**_cfg(tiny_config, tmp_path, "horovod").flat(), "run.output_dir": hvd_cfg.run.output_dir}
+    assert "engine: horovod (run.engine=horovod)" in two_horovod_workers.stderr
+    cfgs = {"horovod": hvd_cfg, "tf_distribute": _cfg(tiny_config, tmp_path, "tf_distribute")}
+    results = {"horovod": two_horovod_workers.result}
+    for engine, cfg in cfgs.items():
+        if engine not in results:
+            results[engine] = train(cfg)
+            assert f"engine: {engine} (run.engine={engine})" in capsys.readouterr().err
         client = MlflowClient(tracking_uri=tracking_uri(cfg.run.output_dir))
         run = client.get_run(results[engine]["run_id"])
         assert run.info.status == "FINISHED"

@@ -76,6 +76,17 @@ print("SAME-STEP-OK")
 """
 
 
+# jobs.train.main on the arguments before --then, then on those after it; exits with the first one's status.
+TWO_JOBS = """
+import sys
+from jobs.train import main
+cut = sys.argv.index("--then")
+first = main(sys.argv[1:cut])
+print("SECOND-EXIT", main(sys.argv[cut + 1:]), flush=True)
+sys.exit(first)
+"""
+
+
 def _env(devices: int) -> dict:
     return {**os.environ, "KERAS_BACKEND": "jax", "JAX_PLATFORMS": "cpu",
             "XLA_FLAGS": f"--xla_force_host_platform_device_count={devices}",
@@ -100,11 +111,16 @@ def test_training_on_two_fake_devices_through_the_loop(tiny_config, tmp_path, mo
     for key, value in tiny_config.flat().items():
         if key.startswith(("data.", "model.", "train.")):
             flags += [f"--{key}", ",".join(map(str, value)) if isinstance(value, list) else str(value)]
-    cmd = [sys.executable, "-m", "jobs.train", "--engine", "jax", "--out", str(out), "--run.progress", "false",
-           *flags]
-    proc = subprocess.run([*cmd, "--devices", "2"], cwd=REPO, env=_env(2), capture_output=True, text=True,
-                          timeout=600)
+    args = ["--engine", "jax", "--out", str(out), "--run.progress", "false", *flags]
+    # The job's entry point (jobs.train.main, what `python -m jobs.train` runs) twice in one fresh process: the
+    # 2-device training, then the same job asking for a device more than exist (one JAX start-up, not two).
+    proc = subprocess.run([sys.executable, "-c", TWO_JOBS, *args, "--devices", "2", "--then", *args, "--out",
+                           str(tmp_path / "bad"), "--devices", "3"], cwd=REPO, env=_env(2), capture_output=True,
+                          text=True, timeout=600)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    second = [ln for ln in proc.stdout.splitlines() if ln.startswith("SECOND-EXIT ")]
+    assert second and second[0] != "SECOND-EXIT 0" and "run.devices = 3" in proc.stderr, proc.stderr[-3000:]
+    assert not (tmp_path / "bad" / "model.keras").exists()
     result = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
     assert Path(result["model_path"]).is_file()
     client = MlflowClient(tracking_uri=tracking_uri(str(out)))
@@ -118,6 +134,3 @@ def test_training_on_two_fake_devices_through_the_loop(tiny_config, tmp_path, mo
     assert 1 / 3 - 1e-9 <= result["test_cluster_acc"] <= 1
     selected = JetStream(tiny_config, "train").selected_rows()  # one process: one shard, split over 2 devices
     assert int(run.data.params["steps_per_epoch"]) == selected // (2 * B) >= 1
-    bad = subprocess.run([*cmd, "--out", str(tmp_path / "bad"), "--devices", "3"], cwd=REPO, env=_env(2),
-                         capture_output=True, text=True, timeout=300)
-    assert bad.returncode != 0 and "run.devices = 3" in bad.stderr, bad.stderr[-3000:]

@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import cloudpickle
 import numpy as np
 import pytest
 from mlflow.tracking import MlflowClient
@@ -17,7 +18,7 @@ from mlflow.tracking import MlflowClient
 from ucluster.data.loader import JetStream
 from ucluster.tracking import tracking_uri
 from ucluster.train import schedule
-from ucluster.train.trainer import train
+from ucluster.train.trainer import n_classes
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,14 +42,14 @@ def _hand_statistics(cfg) -> tuple[np.ndarray, np.ndarray]:
     return x.mean(0), x.std(0)
 
 
-def test_both_engines_run_the_same_loop_end_to_end(tiny_config, tmp_path):
-    """Horovod/TensorFlow in a worker process and JAX through `jobs/train.py --engine jax` in a subprocess:
-    same phases, schedules, metrics, MLflow records and model file, with the input statistics of the training
-    split inside the saved model."""
+def test_both_engines_run_the_same_loop_end_to_end(trained, tiny_config, tmp_path):
+    """Horovod/TensorFlow in a worker process (the session's tiny run, tests/conftest.py) and JAX through
+    `jobs/train.py --engine jax` in a subprocess: same phases, schedules, metrics, MLflow records and model file,
+    with the input statistics of the training split inside the saved model."""
     pytest.importorskip("jax")
-    cfg_h = dataclasses.replace(tiny_config, run=dataclasses.replace(tiny_config.run, output_dir=str(tmp_path / "h")))
+    cfg_h, horovod = trained.cfg, trained.result
+    assert cfg_h.flat() == {**tiny_config.flat(), "run.output_dir": cfg_h.run.output_dir, "run.deterministic": True}
     cfg_j = dataclasses.replace(tiny_config, run=dataclasses.replace(tiny_config.run, output_dir=str(tmp_path / "j")))
-    horovod = train(cfg_h)
     env = {**os.environ, "JAX_PLATFORMS": "cpu",
            "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
     proc = subprocess.run([sys.executable, "-m", "jobs.train", "--engine", "jax", *_config_flags(cfg_j)],
@@ -57,7 +58,10 @@ def test_both_engines_run_the_same_loop_end_to_end(tiny_config, tmp_path):
     jax_result = json.loads(proc.stdout[proc.stdout.index("{"):proc.stdout.rindex("}") + 1])
     mean, std = _hand_statistics(tiny_config)
     epochs = tiny_config.train.epochs
-    for cfg, result, engine in ((cfg_h, horovod, "horovod"), (cfg_j, jax_result, "jax")):
+    runs = ((cfg_h, horovod, "horovod"), (cfg_j, jax_result, "jax"))
+    # the statistics of the training split travel inside each model file
+    scalings = _load_scalings([result["model_path"] for _, result, _ in runs])
+    for (cfg, result, engine), scaling in zip(runs, scalings, strict=True):
         client = MlflowClient(tracking_uri=tracking_uri(cfg.run.output_dir))
         run = client.get_run(result["run_id"])
         assert run.info.status == "FINISHED" and run.data.params["engine"] == engine
@@ -71,36 +75,69 @@ def test_both_engines_run_the_same_loop_end_to_end(tiny_config, tmp_path):
         for key in ("test_cluster_acc", "val_cluster_acc", "init_test_cluster_acc", "init_val_cluster_acc"):
             assert 1 / 3 - 1e-9 <= result[key] <= 1, (engine, key)
         assert np.isfinite(result["loss"])
-        # the statistics of the training split travel inside the model file
-        scaling = _load_scaling(result["model_path"], env)
         np.testing.assert_allclose(scaling[0], mean, rtol=1e-4, atol=1e-5)
         np.testing.assert_allclose(scaling[1], np.where(std > 1e-6, std, 1.0), rtol=1e-4, atol=1e-5)
 
 
-def _load_scaling(model_path: str, env: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(mean, scale) of a saved model, read in a fresh TensorFlow-backend process (the file is backend-neutral)."""
-    code = ("import json, keras, ucluster.model as m; s = m.get_input_scaling(keras.saving.load_model("
-            f"{model_path!r}, compile=False)); print(json.dumps([s[0].tolist(), s[1].tolist()]))")
-    proc = subprocess.run([sys.executable, "-c", code], env={**env, "KERAS_BACKEND": "tensorflow"},
-                          capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    mean, scale = json.loads(proc.stdout.strip().splitlines()[-1])
-    return np.array(mean), np.array(scale)
+def _load_scalings(model_paths: list[str]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(mean, scale) of each saved model, read in this TensorFlow-backend process (the file is backend-neutral:
+    the JAX-written one loads here too)."""
+    import keras
+
+    import ucluster.model as m
+
+    assert keras.backend.backend() == "tensorflow"
+    scalings = [m.get_input_scaling(keras.saving.load_model(path, compile=False)) for path in model_paths]
+    return [(np.asarray(mean), np.asarray(scale)) for mean, scale in scalings]
 
 
-@pytest.mark.parametrize(("target", "space"), [("mass_sd_bins", "latent"), ("truth", "latent"),
-                                              ("joint_bins", "latent"), ("joint_bins", "target"),
-                                              ("mass_bins", "target")])
-def test_every_pretraining_target_trains_and_initialises_centroids(tiny_config, target, space):
+TARGETS = [("mass_sd_bins", "latent"), ("truth", "latent"), ("joint_bins", "latent"), ("joint_bins", "target"),
+           ("mass_bins", "target")]
+
+
+def _train_each(configs: list[dict]) -> list[dict]:
+    """In one Horovod worker process: the worker side of train() (train_worker) for each config in turn."""
+    from ucluster.train.trainer import train_worker
+
+    return [train_worker(config) for config in configs]
+
+
+cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the worker cannot import this test module
+
+
+@pytest.fixture(scope="module")
+def target_runs(tiny_overrides, tmp_path_factory):
+    """Every target/space pair trained (2 epochs) in one worker process rather than one launch each: the
+    launch (process start-up, imports) is the same for every target and costs more than the training itself."""
+    from ucluster.config import load_config
+    from ucluster.distributed import HorovodRunner
+    from ucluster.train.trainer import preflight
+
+    out = tmp_path_factory.mktemp("targets")
+    configs = []
+    for target, space in TARGETS:
+        cfg = load_config(None, {**tiny_overrides, "run.output_dir": str(out / f"{target}-{space}"),
+                                 "model.target": target, "model.target_vars": "mass_sd,tau21",
+                                 "model.target_bins": "4,3", "train.epochs": 2, "train.kmeans_space": space})
+        preflight(cfg, 1)  # the driver's checks, as train() does before launching
+        configs.append(cfg)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        results = HorovodRunner(np=-1).run(_train_each, configs=[c.to_dict() for c in configs])
+    return dict(zip(TARGETS, zip(configs, results, strict=True), strict=True))
+
+
+@pytest.mark.parametrize(("target", "space"), TARGETS)
+def test_every_pretraining_target_trains_and_initialises_centroids(target_runs, target, space):
     """Each target with each k-means space (mass_bins in the latent, the paper's, runs in every other test)."""
-    model = dataclasses.replace(tiny_config.model, target=target, target_vars=["mass_sd", "tau21"],
-                                target_bins=[4, 3])
-    cfg = dataclasses.replace(tiny_config, model=model,
-                              train=dataclasses.replace(tiny_config.train, epochs=2, kmeans_space=space))
-    result = train(cfg)
+    cfg, result = target_runs[target, space]
     assert 1 / 3 - 1e-9 <= result["init_test_cluster_acc"] <= 1
     assert 1 / 3 - 1e-9 <= result["test_cluster_acc"] <= 1 and 0 <= result["test_class_acc"] <= 1
     assert [h["epoch"] for h in result["history"]] == [0, 1]
+    # this result is the run of this target and space (one process trained them all, in turn)
+    params = MlflowClient(tracking_uri=tracking_uri(cfg.run.output_dir)).get_run(result["run_id"]).data.params
+    assert (params["model.target"], params["train.kmeans_space"]) == (target, space)
+    assert params["model.n_classes"] == str(n_classes(cfg))
 
 
 def test_target_coordinates_are_the_expected_bins_along_each_variable():

@@ -33,10 +33,11 @@ def _history(client, run_id, key):
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
 
-def test_tiny_run_logs_params_metrics_artifacts_and_model(tiny_config, tmp_path):
+def test_tiny_run_logs_params_metrics_artifacts_and_model(trained, tmp_path):
+    """The session's tiny 1-worker run (tests/conftest.py: TINY, 3 epochs, its own store under its output dir)."""
     import keras
 
-    result = train(tiny_config)
+    tiny_config, result = trained.cfg, trained.result
     client = _client(tiny_config)
     run = client.get_run(result["run_id"])
     assert run.info.status == "FINISHED"
@@ -84,11 +85,10 @@ def test_tiny_run_logs_params_metrics_artifacts_and_model(tiny_config, tmp_path)
     np.testing.assert_allclose(get_centroids(model), centroids)
 
 
-def test_resume_continues_the_same_run_and_reaches_the_same_result(tiny_config, tmp_path):
-    base = dataclasses.replace(tiny_config, run=dataclasses.replace(tiny_config.run, deterministic=True))
-    straight = dataclasses.replace(base, run=dataclasses.replace(base.run, output_dir=str(tmp_path / "a")))
-    full = train(straight)
-
+def test_resume_continues_the_same_run_and_reaches_the_same_result(trained, tmp_path):
+    # The straight run is the session's deterministic tiny run; the interrupted one has the same config.
+    base, full = trained.cfg, trained.result
+    assert base.run.deterministic and base.train.epochs == 3
     first = dataclasses.replace(base, run=dataclasses.replace(base.run, output_dir=str(tmp_path / "b")),
                                 train=dataclasses.replace(base.train, epochs=2))
     part = train(first)
@@ -100,13 +100,13 @@ def test_resume_continues_the_same_run_and_reaches_the_same_result(tiny_config, 
     client = _client(again)
     assert [s for s, _ in _history(client, resumed["run_id"], "loss")] == [0, 1, 2]
     np.testing.assert_allclose(_history(client, resumed["run_id"], "loss"),
-                               _history(_client(straight), full["run_id"], "loss"), rtol=1e-4)
+                               _history(_client(base), full["run_id"], "loss"), rtol=1e-4)
 
 
-def test_two_workers_scale_the_learning_rate(tiny_config):
-    cfg = dataclasses.replace(tiny_config, run=dataclasses.replace(tiny_config.run, np=-2),
-                              train=dataclasses.replace(tiny_config.train, epochs=2))
-    result = train(cfg)
+def test_two_workers_scale_the_learning_rate(two_horovod_workers, tiny_config):
+    """The session's 2-worker Horovod run of the tiny config (tests/conftest.py), also read by test_engines.py."""
+    cfg, result = two_horovod_workers.cfg, two_horovod_workers.result
+    assert cfg.run.np == -2 and cfg.train.lr == tiny_config.train.lr
     client = _client(cfg)
     run = client.get_run(result["run_id"])
     assert run.data.params["n_workers"] == "2" and run.data.params["global_batch"] == "64"
