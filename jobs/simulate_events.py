@@ -1,6 +1,10 @@
-"""Spark job: simulate QCD dijet and W'(3.5 TeV) -> WZ -> 4q events into LHC Olympics R&D-layout HDF5 files.
+"""Spark job: simulate QCD dijet and W'(3.5 TeV) -> 4q signal events into LHC Olympics R&D-layout HDF5 files.
+
+Two signals (ucluster/sim/pythia_events.py): ``--wprime`` W' -> W Z, ``--wprime-xy`` W' -> X(500) Y(100), the
+R&D set's masses.
 
     python -m jobs.simulate_events --out data/events --qcd 2000 --wprime 200 --master 'local[*]'
+    python -m jobs.simulate_events --out data/events --qcd 2000 --wprime-xy 200 --master 'local[*]'
     python -m jobs.simulate_events --out data/events --qcd 100000 --wprime 5000 --processes 16   # no Spark
 
 The physics lives in ucluster.sim.pythia_events; this file only parses arguments and reports.
@@ -20,7 +24,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog=PROG, description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--out", required=True, help="output directory (shared storage on a cluster)")
     p.add_argument("--qcd", type=int, default=1000, help="background events")
-    p.add_argument("--wprime", type=int, default=100, help="signal events")
+    p.add_argument("--wprime", type=int, default=100, help="signal events W' -> W Z -> 4q")
+    p.add_argument("--wprime-xy", type=int, default=0, help="signal events W' -> X(500) Y(100) -> 4q")
     p.add_argument("--seed", type=int, default=1, help="base seed; task seeds derive from it")
     p.add_argument("--events-per-task", type=int, default=500, help="events per task and file")
     p.add_argument("--overwrite", action="store_true", help="replace files of the same kind and seed")
@@ -33,7 +38,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     from ucluster.sim import pythia_events
 
-    events = {k: n for k, n in (("qcd", args.qcd), ("wprime", args.wprime)) if n}
+    events = {k: n for k, n in (("qcd", args.qcd), ("wprime", args.wprime), ("wprime_xy", args.wprime_xy)) if n}
     try:
         tasks = pythia_events.plan_tasks(events, args.seed, args.events_per_task)
     except ValueError as exc:

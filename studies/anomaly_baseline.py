@@ -59,27 +59,13 @@ def main(argv: list[str] | None = None) -> int:
     args = p.parse_args(argv)
 
     from conversion.convert import jet_keys
+    from studies.anomaly_gpu import simulate
     from ucluster.inference.anomaly import anomaly_report, kmeans_baseline
-    from ucluster.sim.pythia_events import plan_tasks, run_task
 
-    os.makedirs(args.h5, exist_ok=True)
-    tasks = plan_tasks({"wprime": args.wprime, "qcd": args.qcd}, events_per_task=args.events_per_task)
     t0 = time.perf_counter()
-    done = []
-    ctx = mp.get_context("spawn")
-    pool = ctx.Pool(args.processes)
-    pending = [pool.apply_async(run_task, (t, args.h5)) for t in tasks]
-    while pending and time.perf_counter() - t0 < args.sim_seconds:
-        time.sleep(2)
-        done += [r.get() for r in pending if r.ready()]
-        pending = [r for r in pending if not r.ready()]
-    pool.terminate()
-    pool.join()
-    files = [r["path"] for r in done if r["path"]]
-    errors = [r["error"] for r in done if r["error"]]
+    files = simulate(args.h5, args.qcd, args.wprime, args.processes, args.events_per_task, args.sim_seconds)
     t_sim = time.perf_counter() - t0
-    print(f"simulated {len(files)} of {len(tasks)} files in {t_sim:.0f} s; {len(errors)} errors {errors[:1]}",
-          file=sys.stderr)
+    ctx = mp.get_context("spawn")
     with ctx.Pool(args.processes) as pool2:
         feats = pool2.map(_features, files)
     t_feat = time.perf_counter() - t0 - t_sim

@@ -32,15 +32,17 @@ if str(REPO) not in sys.path:
 from ucluster.config import add_config_arguments, load_config, overrides_from_args  # noqa: E402
 
 
-def simulate(out: str, qcd: int, wprime: int, processes: int, events_per_task: int, seconds: float) -> list[str]:
+def simulate(out: str, qcd: int, wprime: int, processes: int, events_per_task: int, seconds: float,
+             signal: str = "wprime") -> list[str]:
     """The tasks of ``jobs/simulate_events`` (same seeds and files) in a pool, stopped after ``seconds``: the
-    files finished by then are kept (printed), the rest are not written."""
+    files finished by then are kept (printed), the rest are not written. ``signal`` is the signal kind
+    (``wprime``: W' -> W Z; ``wprime_xy``: W' -> X(500) Y(100), the LHCO R&D masses)."""
     import multiprocessing as mp
 
     from ucluster.sim.pythia_events import plan_tasks, run_task
 
     os.makedirs(out, exist_ok=True)
-    tasks = plan_tasks({"wprime": wprime, "qcd": qcd}, events_per_task=events_per_task)
+    tasks = plan_tasks({signal: wprime, "qcd": qcd}, events_per_task=events_per_task)
     t0, done = time.perf_counter(), []
     pool = mp.get_context("spawn").Pool(processes)
     pending = [pool.apply_async(run_task, (t, out)) for t in tasks]
@@ -89,8 +91,8 @@ def train(args: argparse.Namespace) -> dict:
 
     common = overrides_from_args(args)
     out: dict = {"runs": []}
+    base = load_config(args.config, common)
     for seed in [int(s) for s in args.seeds.split(",") if s.strip()]:
-        base = load_config(args.config, common)
         cfg = load_config(args.config, {**common, "train.seed": seed, "run.progress": False,
                                         "run.output_dir": str(Path(base.run.output_dir) / f"{args.name}_seed{seed}")})
         t0 = time.perf_counter()
@@ -122,13 +124,12 @@ def train(args: argparse.Namespace) -> dict:
 
         from ucluster.data import schema as S
 
-        cfg = load_config(args.config, common)
-        t = pq.read_table(S.split_files(cfg.data.path, "train"),
+        t = pq.read_table(S.split_files(base.data.path, "train"),
                           columns=["label", S.MJJ, S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2]).to_pydict()
         a = {k: np.asarray(v) for k, v in t.items()}
         for seed in range(3):
-            c = kmeans_baseline(a[S.M_J1], a[S.M_J2], a[S.TAU21_J1], a[S.TAU21_J2], cfg.model.n_clusters, seed=seed)
-            rep = anomaly_report(c, a["label"], a[S.MJJ], cfg.model.n_clusters)
+            c = kmeans_baseline(a[S.M_J1], a[S.M_J2], a[S.TAU21_J1], a[S.TAU21_J2], base.model.n_clusters, seed=seed)
+            rep = anomaly_report(c, a["label"], a[S.MJJ], base.model.n_clusters)
             print(f"BASELINE {args.name} seed{seed} train: input {rep.input_signal_fraction:.4f} -> enriched "
                   f"{rep.enriched_signal_fraction:.4f}", flush=True)
     if args.json:
@@ -142,7 +143,8 @@ def main(argv: list[str] | None = None) -> int:
     s = sub.add_parser("simulate")
     s.add_argument("--out", required=True)
     s.add_argument("--qcd", type=int, default=104000)
-    s.add_argument("--wprime", type=int, default=2000)
+    s.add_argument("--wprime", type=int, default=2000, help="signal events (of --signal)")
+    s.add_argument("--signal", default="wprime", choices=["wprime", "wprime_xy"])
     s.add_argument("--processes", type=int, default=os.cpu_count() or 1)
     s.add_argument("--events-per-task", type=int, default=1000)
     s.add_argument("--seconds", type=float, default=420.0)
@@ -162,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     add_config_arguments(t)
     args = p.parse_args(argv)
     if args.cmd == "simulate":
-        simulate(args.out, args.qcd, args.wprime, args.processes, args.events_per_task, args.seconds)
+        simulate(args.out, args.qcd, args.wprime, args.processes, args.events_per_task, args.seconds, args.signal)
     elif args.cmd == "convert":
         convert(args.h5, args.fraction, args.out, args.processes, args.max_particles)
     else:

@@ -79,7 +79,7 @@ def tiny_config(tiny_overrides, tmp_path):
 
 # --- a tiny model trained for real once per session (about 20 s here) -------------------------------------
 @pytest.fixture(scope="session")
-def trained(jet_dataset, tmp_path_factory):
+def trained(tiny_overrides, tmp_path_factory):
     """Train the tiny model (3 epochs on 1 Horovod worker; α of the epoch selected on val: 1 or 3) into a fresh
     directory with its own MLflow store.
 
@@ -93,15 +93,14 @@ def trained(jet_dataset, tmp_path_factory):
     out = tmp_path_factory.mktemp("trained")
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        cfg = load_config(None, {**TINY, "data.path": str(jet_dataset), "run.output_dir": str(out / "run"),
-                                 "run.deterministic": True})
+        cfg = load_config(None, {**tiny_overrides, "run.output_dir": str(out / "run"), "run.deterministic": True})
         result = train(cfg)
     return SimpleNamespace(cfg=cfg, result=result, run_id=result["run_id"], run_dir=Path(cfg.run.output_dir),
                            model_path=Path(result["model_path"]), alpha=result["alpha"])
 
 
 @pytest.fixture(scope="session")
-def two_horovod_workers(jet_dataset, tmp_path_factory):
+def two_horovod_workers(tiny_overrides, tmp_path_factory):
     """The tiny model trained on 2 Horovod worker processes (3 epochs, deterministic): the engine comparison
     (tests/train/test_engines.py) and the learning-rate scaling check (tests/train/test_trainer.py) read the same
     run instead of each training their own. ``stderr`` holds what the driver printed."""
@@ -112,8 +111,8 @@ def two_horovod_workers(jet_dataset, tmp_path_factory):
     from ucluster.train.trainer import train
 
     out = tmp_path_factory.mktemp("two_horovod_workers")
-    cfg = load_config(None, {**TINY, "data.path": str(jet_dataset), "run.output_dir": str(out / "run"),
-                             "run.engine": "horovod", "run.np": -2, "run.deterministic": True})
+    cfg = load_config(None, {**tiny_overrides, "run.output_dir": str(out / "run"), "run.engine": "horovod",
+                             "run.np": -2, "run.deterministic": True})
     err = io.StringIO()
     with pytest.MonkeyPatch.context() as mp, contextlib.redirect_stderr(err):
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)

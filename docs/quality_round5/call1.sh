@@ -1,0 +1,31 @@
+#!/bin/bash
+# Device call (one H200, 16 cores): the round-3/4 study sample re-simulated (same command and seeds), converted,
+# references; then the default (train.balance 0.1) against a clustering phase with a decaying lr
+# (lr_restart, halved every 8 epochs), seeds 1-3 each, 50 epochs (20 pretraining), 6 runs at once.
+set -u
+python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
+  .dev_anomaly/wheels/*.whl .dev_multigpu/.whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 PYTHIA8DATA=/tmp/site/share/Pythia8/xmldoc
+t0=$(date +%s); el() { echo $(( $(date +%s) - t0 )); }
+python3 -m studies.quality_gpu simulate --out /tmp/h5 --kinds w,z,t --jets-per-kind 40000 --seed 11 \
+  --jets-per-task 1000 --procs 16 > /tmp/sim.log 2>&1; echo "simulate rc=$? $(el) s"
+grep -E "jets, median|failed" /tmp/sim.log
+python3 -m conversion.job --input /tmp/h5 --output /tmp/big.parquet --local --processes 16 2>&1 | grep -v "it/s\|s/it" | tail -3
+echo "convert done $(el) s"
+(python3 -m jobs.baselines --data /tmp/big.parquet > $OUT/baselines.json.txt 2>/tmp/baselines.err) &
+S="python3 -m studies.quality_gpu sweep --data /tmp/big.parquet --data.reader_threads 2 --train.epochs ${EPOCHS:-50}"
+export XLA_PYTHON_CLIENT_MEM_FRACTION=0.14
+mkdir -p /tmp/logs
+run() { name=$1; seed=$2; shift 2; $S --seeds $seed --json /tmp/logs/${name}_s$seed.json --variant "$name:$*" > /tmp/logs/${name}_s$seed.log 2>&1 & }
+for s in 1 2 3; do
+  run default $s ""
+  run lrdecay $s "train.lr_restart=true;train.lr_decay_every=8;train.lr_decay_factor=0.5"
+done
+while [ -n "$(jobs -rp)" ] && [ $(el) -lt ${LIMIT:-580} ]; do sleep 3; done
+for p in $(jobs -rp); do kill $p 2>/dev/null; done
+wait
+echo "end $(el) s"
+grep -h "^ROW" /tmp/logs/*.log
+for f in /tmp/logs/*.log; do echo "$f: $(grep -c ^EPOCH $f) epochs"; done
+tail -3 /tmp/baselines.err
+(cd /tmp/logs && tar czf $OUT/logs.tgz .)
