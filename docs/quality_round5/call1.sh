@@ -13,6 +13,9 @@ grep -E "jets, median|failed" /tmp/sim.log
 python3 -m conversion.job --input /tmp/h5 --output /tmp/big.parquet --local --processes 16 2>&1 | grep -v "it/s\|s/it" | tail -3
 echo "convert done $(el) s"
 (python3 -m jobs.baselines --data /tmp/big.parquet > $OUT/baselines.json.txt 2>/tmp/baselines.err) &
+# the sample packed for a later call (carried back as .dev_q4/.gpudata: no second simulation)
+(python3 -m studies.quality_gpu pack --data /tmp/big.parquet --out /tmp/gpudata --part-mb 200 > /tmp/pack.log 2>&1 &&
+  cd /tmp && tar cf - gpudata | split -b 15M - $OUT/gpudata.tar.) &
 S="python3 -m studies.quality_gpu sweep --data /tmp/big.parquet --data.reader_threads 2 --train.epochs ${EPOCHS:-50}"
 export XLA_PYTHON_CLIENT_MEM_FRACTION=0.14
 mkdir -p /tmp/logs
