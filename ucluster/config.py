@@ -109,6 +109,7 @@ class TrainConfig:
     # weight of the cluster-size balance term (KL of the batch's mean soft assignment from uniform) inside the
     # clustering loss: 0 = plain deep k-means (conf/ucluster.yaml says why 0.1)
     balance: float = 0.1
+    clip_norm: float = 0.0  # clip the global gradient norm to this before each step (0 = no clipping)
     kmeans_sample: int = 20000  # latent vectors (all workers together) used to initialise the centroids
     seed: int = 42
     steps_per_epoch: int = 0  # 0 = as many full batches as the smallest shard allows
@@ -286,6 +287,7 @@ def validate(cfg: Config) -> None:
         (0.0 <= m.dropout < 1.0 and 0.0 <= m.attention_dropout < 1.0, "model dropouts must be in [0, 1)"),
         (t.batch_size >= 1, "train.batch_size must be positive"),
         (t.balance >= 0, f"train.balance must be >= 0, got {t.balance}"),
+        (t.clip_norm >= 0, f"train.clip_norm must be >= 0 (0 = no clipping), got {t.clip_norm}"),
         (t.kmeans_space in KMEANS_SPACES,
          f"train.kmeans_space must be one of {', '.join(KMEANS_SPACES)}, got '{t.kmeans_space}'"),
         (t.select in ("last", "best_val"), f"train.select must be 'last' or 'best_val', got '{t.select}'"),

@@ -318,7 +318,8 @@ def run(cfg: Config, engine: Engine, track: bool = True,
     keras.utils.set_random_seed(cfg.train.seed)  # identical initial weights everywhere (then pushed anyway)
     model = build_model(cfg.model, cfg.data.max_particles, loop.meta.n_features, n_classes(cfg))
     keras.utils.set_random_seed(cfg.train.seed + 7919 * rank)  # dropout differs between workers
-    optimizer = keras.optimizers.Adam(learning_rate=schedule.learning_rate(cfg.train, 0, size * replicas(engine)))
+    optimizer = keras.optimizers.Adam(learning_rate=schedule.learning_rate(cfg.train, 0, size * replicas(engine)),
+                                      global_clipnorm=cfg.train.clip_norm or None)
     optimizer.build(model.trainable_variables)
     kernel = None
     if cfg.model.target == "mass_bins" and cfg.model.bin_smoothing > 0:
