@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ucluster.config import Config
+from ucluster.config import Config, TrainConfig
 from ucluster.data import schema as S
 from ucluster.data.loader import JetStream, prefetch
 from ucluster.redact import redact_config_dict
@@ -296,6 +296,15 @@ class _Loop:
         return {k: np.concatenate([g[k] for g in gathered]) for k in local}
 
 
+def make_optimizer(t: TrainConfig, scale: int):
+    """Adam at the epoch-0 lr of the schedule (``scale`` = data-parallel replicas), with the global gradient norm
+    clipped to ``train.clip_norm`` when set; every engine applies it through ``optimizer.apply``."""
+    import keras
+
+    return keras.optimizers.Adam(learning_rate=schedule.learning_rate(t, 0, scale),
+                                 global_clipnorm=t.clip_norm or None)
+
+
 def run(cfg: Config, engine: Engine, track: bool = True,
         on_epoch: Callable[[int, dict], None] | None = None, run_id: str | None = None,
         heartbeat: Callable[[int], None] | None = None, restart: dict | None = None) -> dict:
@@ -318,8 +327,7 @@ def run(cfg: Config, engine: Engine, track: bool = True,
     keras.utils.set_random_seed(cfg.train.seed)  # identical initial weights everywhere (then pushed anyway)
     model = build_model(cfg.model, cfg.data.max_particles, loop.meta.n_features, n_classes(cfg))
     keras.utils.set_random_seed(cfg.train.seed + 7919 * rank)  # dropout differs between workers
-    optimizer = keras.optimizers.Adam(learning_rate=schedule.learning_rate(cfg.train, 0, size * replicas(engine)),
-                                      global_clipnorm=cfg.train.clip_norm or None)
+    optimizer = make_optimizer(cfg.train, size * replicas(engine))
     optimizer.build(model.trainable_variables)
     kernel = None
     if cfg.model.target == "mass_bins" and cfg.model.bin_smoothing > 0:
