@@ -124,7 +124,7 @@ def test_eval_batches_visit_every_selected_jet_once_with_padding(tiny_config):
     last = batches[-1]
     assert np.all(last["mask"][last["valid"] == 0].sum(axis=1) >= 1)  # padded rows stay finite in the model
     capped = np.concatenate([b["key"][b["valid"] > 0] for b in stream.eval_batches(20, max_jets=45)])
-    assert len(capped) == 45 and np.array_equal(capped, keys[:45])
+    assert len(capped) == len(set(capped)) == 45 and set(capped) <= set(keys)  # capped: test below
 
 
 def test_prefetch_propagates_errors_and_stops_early():
@@ -180,3 +180,19 @@ def test_cached_shard_gives_the_same_batches_without_reading_parquet_again(tiny_
         for key in ("key", "features", "mask", "valid"):
             np.testing.assert_array_equal(a[key], c[key])
             np.testing.assert_array_equal(b[key], c[key])
+
+
+def test_capped_evaluation_samples_every_class_and_the_same_jets_each_time(tiny_config):
+    """Files often hold one class each (one per simulation task): a cap must not take the first files only."""
+    from ucluster.data.loader import spread_order
+
+    assert sorted(spread_order(7)) == list(range(7)) and len(set(spread_order(100)[:10] // 10)) >= 8
+    tiny_config.data.reader_threads = 1
+    stream = JetStream(tiny_config, "train")  # 9 row groups in class-sorted files
+    labels = np.concatenate([b["label"][b["valid"] > 0] for b in stream.eval_batches(32)])
+    cap = len(labels) // 4
+    assert len(set(labels[:cap])) == 1  # the premise: in file order the first quarter is one class
+    capped = [np.concatenate([b[k][b["valid"] > 0] for b in stream.eval_batches(32, cap)]) for k in ("label", "key")]
+    assert len(capped[0]) == cap and set(capped[0]) == set(labels)
+    again = np.concatenate([b["key"][b["valid"] > 0] for b in JetStream(tiny_config, "train").eval_batches(32, cap)])
+    np.testing.assert_array_equal(again, capped[1])

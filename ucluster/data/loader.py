@@ -290,10 +290,15 @@ class JetStream:
                                  f"{emitted} of {steps} steps")
 
     def eval_batches(self, batch_size: int, max_jets: int = 0) -> Iterator[Batch]:
-        """Every selected jet of the shard once, in file order; the last batch is zero-padded, ``valid`` marks rows."""
+        """Every selected jet of the shard once, in file order; the last batch is zero-padded, ``valid`` marks rows.
+
+        With ``max_jets`` the row groups are visited in :func:`spread_order` instead, so that the first jets come
+        from every file: simulated and converted files often hold one class each, and the first N jets in file
+        order would be one or two classes (a biased accuracy)."""
         buffer: list[Batch] = []
         held = seen = 0
-        for chunk in self._read_many(self.refs):
+        refs = [self.refs[i] for i in spread_order(len(self.refs))] if max_jets else self.refs
+        for chunk in self._read_many(refs):
             if max_jets:
                 chunk = _take(chunk, slice(0, max(0, max_jets - seen)))
             seen += len(chunk["mass"])
@@ -314,6 +319,14 @@ class JetStream:
             out["valid"] = (np.arange(batch_size) < held).astype(np.float32)
             out["mask"][held:, 0] = 1.0  # padded rows get one (zero) particle so they stay finite
             yield out
+
+
+def spread_order(n: int) -> np.ndarray:
+    """A fixed order of ``n`` items whose every prefix is spread evenly over the whole list (bit-reversed
+    indices, the van der Corput sequence): a capped evaluation then samples every file, the same jets every epoch."""
+    bits = max(1, int(n - 1).bit_length())
+    keys = [int(f"{i:0{bits}b}"[::-1], 2) for i in range(n)]
+    return np.argsort(np.asarray(keys, np.int64), kind="stable")
 
 
 def _concat(parts: list[Batch]) -> Batch:
