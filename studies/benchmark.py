@@ -225,6 +225,14 @@ def render_markdown(results: dict) -> str:
             f"{a['ratio_spark_udf']:.2f}) | >= 0.8 of the forward pass |",
             f"| forward pass alone, one process | {a['forward_only_jets_per_s']:,.0f} jets/s | |",
         ]
+    if "assignment_default" in r:
+        a = r["assignment_default"]
+        lines += [
+            f"| assignment on Spark, default (paper-size) model ({a['task_slots']} slots, warm) | "
+            f"{a['assign_jets_per_s']:,.0f} jets/s ({a['ratio']:.2f} of its bare forward pass, "
+            f"{a['forward_only_jets_per_s']:,.0f} jets/s; mlflow spark_udf {a['ratio_spark_udf']:.2f}) | "
+            f">= 0.8 of the forward pass |",
+        ]
     if "gpu" in r:
         g = r["gpu"]
         lines += [
@@ -282,6 +290,12 @@ def main(argv: list[str] | None = None) -> dict:
         benchmark_assign.main(["--data", str(small), "--replicate", "4", "--repeat", "2",
                                "--workdir", str(work / "assign"), "--json", str(assign_json)])
         results["assignment"] = json.loads(assign_json.read_text())
+        print("(4c) the same with the default (paper-size) model ...", flush=True)
+        default_json = work / "assign_default.json"
+        benchmark_assign.main(["--data", str(small), "--config", str(REPO / "conf" / "ucluster.yaml"), "--epochs", "2",
+                               "--replicate", "2", "--repeat", "2", "--workdir", str(work / "assign_default"),
+                               "--json", str(default_json)])
+        results["assignment_default"] = json.loads(default_json.read_text())
         gpu_json = Path(args.out) / "benchmarks_gpu.json"
         if gpu_json.exists():
             results["gpu"] = json.loads(gpu_json.read_text())

@@ -77,6 +77,8 @@ class ModelConfig:
     attention_dropout: float = 0.0
     n_clusters: int = 3
     latent_norm: str = "l2"  # "l2": cluster on the unit-normalised latent (prevents scale collapse); "none"
+    # the centroids' Adam step relative to the network's (1 = the same lr; conf/ucluster.yaml says what was measured)
+    centroid_step_scale: float = 1.0
     # classification (pretraining) target: "mass_bins" / "mass_sd_bins" (bins of the jet / soft-drop groomed
     # mass: unsupervised) or "truth" (the labels: the supervised ceiling)
     target: str = "mass_bins"
@@ -287,6 +289,7 @@ def validate(cfg: Config) -> None:
         (0.0 <= m.dropout < 1.0 and 0.0 <= m.attention_dropout < 1.0, "model dropouts must be in [0, 1)"),
         (t.batch_size >= 1, "train.batch_size must be positive"),
         (t.balance >= 0, f"train.balance must be >= 0, got {t.balance}"),
+        (0 < m.centroid_step_scale <= 1, f"model.centroid_step_scale must be in (0, 1], got {m.centroid_step_scale}"),
         (t.clip_norm >= 0, f"train.clip_norm must be >= 0 (0 = no clipping), got {t.clip_norm}"),
         (t.kmeans_space in KMEANS_SPACES,
          f"train.kmeans_space must be one of {', '.join(KMEANS_SPACES)}, got '{t.kmeans_space}'"),

@@ -246,3 +246,42 @@ def test_l2_latent_norm_clusters_on_the_unit_sphere(tmp_path):
     m.save(tmp_path / "l2.keras")
     again = keras.saving.load_model(tmp_path / "l2.keras")
     assert_outputs_close(predict(again, features, mask), out)
+
+
+def test_centroid_step_scale_slows_only_the_centroids_and_round_trips(tmp_path):
+    """model.centroid_step_scale: same distances for the same centroids, an Adam step moves the centroids s times
+    as far (the network as before), and the saved model (Keras load and the archive reader) gives μ back."""
+    from ucluster.inference.model_source import keras_centroids, keras_info
+
+    features, mask = make_jets(N_REAL)
+    target = np.array([0, 1, 2, 3, 0, 1])
+    centroids = np.random.default_rng(3).normal(size=(3, 8)).astype("float32")
+    moved, outs = {}, {}
+    for scale in (1.0, 0.1):
+        keras.utils.set_random_seed(4)
+        m = build_model(small_config(dropout=0.0, attention_dropout=0.0, centroid_step_scale=scale), P, F, N_CLASSES)
+        set_centroids(m, centroids)
+        np.testing.assert_allclose(get_centroids(m), centroids, rtol=1e-6)
+        outs[scale] = predict(m, features, mask)
+        opt = keras.optimizers.Adam(1e-2)
+        with_grad = _one_adam_step(m, opt, features, mask, target)
+        moved[scale] = float(np.abs(get_centroids(m) - centroids).max())
+        assert with_grad
+        if scale != 1.0:
+            path = tmp_path / "scaled.keras"
+            m.save(path)
+            np.testing.assert_allclose(get_centroids(keras.saving.load_model(path)), get_centroids(m), rtol=1e-6)
+            np.testing.assert_allclose(keras_centroids(path, keras_info(path)), get_centroids(m), rtol=1e-6)
+    assert_outputs_close(outs[1.0], outs[0.1])
+    assert moved[0.1] == pytest.approx(0.1 * moved[1.0], rel=0.05)
+
+
+def _one_adam_step(model, optimizer, features, mask, target) -> bool:
+    import tensorflow as tf
+
+    with tf.GradientTape() as tape:
+        out = model({"features": features, "mask": mask}, training=True)
+        loss = ops.mean(focal_loss(target, out["logits"], 2.0)) + ops.mean(deep_kmeans_loss(out["distances"], 2.0))
+    grads = tape.gradient(loss, model.trainable_variables)
+    optimizer.apply(grads, model.trainable_variables)
+    return all(g is not None for g in grads)

@@ -117,6 +117,7 @@ class KerasInfo:
     n_clusters: int
     n_outputs: int
     latent_dim: int
+    centroid_step_scale: float = 1.0  # the stored centroid weight is centroids / this (ClusteringLayer)
 
 
 def keras_info(path: str | Path) -> KerasInfo:
@@ -132,7 +133,8 @@ def keras_info(path: str | Path) -> KerasInfo:
         return KerasInfo(max_particles=shape[1], n_features=int(shape[2]),
                          n_clusters=int(clustering["config"]["n_clusters"]),
                          n_outputs=int(layers["logits"]["config"]["units"]),
-                         latent_dim=int(clustering["build_config"]["input_shape"][-1]))
+                         latent_dim=int(clustering["build_config"]["input_shape"][-1]),
+                         centroid_step_scale=float(clustering["config"].get("step_scale", 1.0)))
     except (KeyError, TypeError, IndexError, ValueError):
         raise InferenceError(f"{path}: not a UCluster model (no 'features' input, 'clustering' or 'logits' "
                              "layer)") from None
@@ -149,7 +151,7 @@ def keras_centroids(path: str | Path, info: KerasInfo) -> np.ndarray | None:
     except (OSError, KeyError, zipfile.BadZipFile):
         return None
     found = [c for c in found if c.shape == (info.n_clusters, info.latent_dim)]
-    return np.asarray(found[0], np.float32) if len(found) == 1 else None
+    return np.asarray(found[0], np.float32) * np.float32(info.centroid_step_scale) if len(found) == 1 else None
 
 
 def final_alpha(cfg: Config, trained: float | None = None) -> float:

@@ -286,11 +286,18 @@ class InputScaling(keras.layers.Layer):
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class ClusteringLayer(keras.layers.Layer):
-    """Deep k-means centroids μ (trainable weight "centroids", n_clusters × latent) -> ‖z − μ_k‖², (B, K)."""
+    """Deep k-means centroids μ (n_clusters × latent) -> ‖z − μ_k‖², (B, K).
 
-    def __init__(self, n_clusters: int, **kwargs: Any) -> None:
+    The trainable weight "centroids" holds μ / ``step_scale``: Adam moves every weight by about the lr per step
+    whatever its gradient, so a scale s < 1 makes the centroids move s times slower than the network (a
+    per-parameter learning rate that every engine and optimizer honours). Read and write μ through
+    :func:`get_centroids` / :func:`set_centroids`.
+    """
+
+    def __init__(self, n_clusters: int, step_scale: float = 1.0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.n_clusters = int(n_clusters)
+        self.step_scale = float(step_scale)
 
     def build(self, input_shape: tuple) -> None:
         self.centroids = self.add_weight(
@@ -299,14 +306,16 @@ class ClusteringLayer(keras.layers.Layer):
         )
 
     def call(self, z: Any) -> Any:
-        diff = ops.expand_dims(z, 1) - ops.expand_dims(ops.cast(self.centroids, z.dtype), 0)  # (B, K, D)
+        mu = ops.cast(self.centroids, z.dtype) * self.step_scale if self.step_scale != 1.0 \
+            else ops.cast(self.centroids, z.dtype)
+        diff = ops.expand_dims(z, 1) - ops.expand_dims(mu, 0)  # (B, K, D)
         return ops.sum(ops.square(diff), axis=-1)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (input_shape[0], self.n_clusters)
 
     def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "n_clusters": self.n_clusters}
+        return {**super().get_config(), "n_clusters": self.n_clusters, "step_scale": self.step_scale}
 
 
 def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_classes: int) -> keras.Model:
@@ -368,7 +377,7 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
         # Cluster on the unit sphere: the deep k-means loss can then no longer shrink every distance by
         # shrinking the latent's scale (measured: without it the latent collapses and clusters empty out).
         latent = keras.layers.UnitNormalization(axis=-1, name="latent_unit")(latent)
-    distances = ClusteringLayer(cfg.n_clusters, name="clustering")(latent)
+    distances = ClusteringLayer(cfg.n_clusters, cfg.centroid_step_scale, name="clustering")(latent)
 
     return keras.Model(
         inputs={"features": features_in, "mask": mask_in},
@@ -390,7 +399,7 @@ def set_centroids(model: keras.Model, centroids: np.ndarray) -> None:
     centroids = np.asarray(centroids, dtype=layer.centroids.dtype)
     if tuple(centroids.shape) != tuple(layer.centroids.shape):
         raise ValueError(f"centroids of shape {centroids.shape}, expected {tuple(layer.centroids.shape)}")
-    layer.centroids.assign(centroids)
+    layer.centroids.assign(centroids / np.asarray(layer.step_scale, centroids.dtype))
 
 
 def has_input_scaling(model: keras.Model) -> bool:
@@ -419,7 +428,9 @@ def get_input_scaling(model: keras.Model) -> tuple[np.ndarray, np.ndarray] | Non
 
 def get_centroids(model: keras.Model) -> np.ndarray:
     """Current centroids as a numpy array (n_clusters, latent)."""
-    return np.array(ops.convert_to_numpy(_clustering_layer(model).centroids))
+    layer = _clustering_layer(model)
+    values = np.array(ops.convert_to_numpy(layer.centroids))
+    return values * np.asarray(layer.step_scale, values.dtype) if layer.step_scale != 1.0 else values
 
 
 def latent_model(model: keras.Model) -> keras.Model:
