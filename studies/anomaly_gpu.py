@@ -99,7 +99,8 @@ def train(args: argparse.Namespace) -> dict:
 
         def show(epoch: int, m: dict, seed=seed) -> None:
             print(f"EPOCH {args.name} seed{seed} {epoch} loss={m['loss']:.4f} class={m['test_class_acc']:.3f} "
-                  f"moved={m.get('test_moved_from_prev', math.nan):.3f} min_cluster="
+                  f"moved={m.get('test_moved_from_prev', math.nan):.3f} "
+                  f"moved_matched={m.get('test_moved_from_prev_matched', math.nan):.3f} min_cluster="
                   f"{m.get('test_min_cluster_fraction', math.nan):.4f} {m['jets_per_s']:.0f}/s", flush=True)
 
         result = loop.run(cfg, JaxLocalEngine(), track=False, on_epoch=show)

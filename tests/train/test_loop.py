@@ -168,3 +168,12 @@ def test_centroids_from_target_space_are_the_cluster_means_of_the_latent():
     expected = np.stack([latent[:50].mean(0), latent[50:].mean(0)])
     order = np.argsort(centroids[:, 0])
     np.testing.assert_allclose(centroids[order], expected[np.argsort(expected[:, 0])], rtol=1e-5)
+
+
+def test_moved_fractions_tell_a_relabelling_from_real_moves():
+    from ucluster.train.loop import moved_fractions
+
+    swapped = np.array([[0, 40, 0], [30, 0, 0], [0, 0, 30]], float)  # clusters 0 and 1 swapped identities
+    assert moved_fractions(swapped) == pytest.approx((0.7, 0.0))
+    real = np.array([[30, 10, 0], [0, 30, 0], [5, 0, 25]], float)
+    assert moved_fractions(real) == pytest.approx((0.15, 0.15))

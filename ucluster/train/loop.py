@@ -34,6 +34,15 @@ from ucluster.train import schedule
 from ucluster.train.engine import Engine
 
 
+def moved_fractions(table: np.ndarray) -> tuple[float, float]:
+    """(moved, moved after the best relabelling) from the K x K table of jets by (earlier, current) cluster."""
+    from scipy.optimize import linear_sum_assignment
+
+    total = max(float(table.sum()), 1.0)
+    rows, cols = linear_sum_assignment(-table)
+    return 1.0 - float(np.trace(table)) / total, 1.0 - float(table[rows, cols].sum()) / total
+
+
 class TrainingError(ValueError):
     """A problem found before or during training, reported as one line."""
 
@@ -194,13 +203,18 @@ class _Loop:
 
     def _moves(self, assigned: np.ndarray) -> dict:
         """Fractions of test jets whose cluster changed since the k-means initialisation and since the previous
-        evaluation: whether the deep k-means phase moves the assignment at all."""
+        evaluation (``test_moved_*``): whether the deep k-means phase moves the assignment at all; and the same
+        after the best one-to-one relabelling of the clusters (``test_moved_*_matched``), which tells clusters
+        that only swapped identities (large moved, small matched) from jets that really changed cluster."""
         out = {}
+        k = self.cfg.model.n_clusters
         refs = {"from_init": self._init_assigned, "from_prev": self._prev_assigned}
         for name, ref in refs.items():
             if ref is not None and len(ref) == len(assigned):
-                moved = self.engine.allreduce_sum(np.array([(ref != assigned).sum(), len(assigned)]))
-                out[f"test_moved_{name}"] = float(moved[0] / max(moved[1], 1.0))
+                table = np.zeros((k, k))
+                np.add.at(table, (ref, assigned), 1.0)
+                table = self.engine.allreduce_sum(table.ravel()).reshape(k, k)
+                out[f"test_moved_{name}"], out[f"test_moved_{name}_matched"] = moved_fractions(table)
         if self._init_assigned is None:
             self._init_assigned = assigned
         self._prev_assigned = assigned
