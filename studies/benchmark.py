@@ -287,13 +287,13 @@ def main(argv: list[str] | None = None) -> dict:
         from studies import benchmark_assign
 
         assign_json = work / "assign.json"
-        benchmark_assign.main(["--data", str(small), "--replicate", "4", "--repeat", "2",
+        benchmark_assign.main(["--data", str(small), "--replicate", "4", "--repeat", "4",
                                "--workdir", str(work / "assign"), "--json", str(assign_json)])
         results["assignment"] = json.loads(assign_json.read_text())
         print("(4c) the same with the default (paper-size) model ...", flush=True)
         default_json = work / "assign_default.json"
         benchmark_assign.main(["--data", str(small), "--config", str(REPO / "conf" / "ucluster.yaml"), "--epochs", "2",
-                               "--replicate", "2", "--repeat", "2", "--workdir", str(work / "assign_default"),
+                               "--replicate", "4", "--repeat", "4", "--workdir", str(work / "assign_default"),
                                "--json", str(default_json)])
         results["assignment_default"] = json.loads(default_json.read_text())
         gpu_json = Path(args.out) / "benchmarks_gpu.json"
