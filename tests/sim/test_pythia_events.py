@@ -5,17 +5,16 @@ from __future__ import annotations
 import fastjet
 import numpy as np
 
+from conversion.lhco_events import event_record
+from ucluster.data import schema as S
 from ucluster.sim.pythia_events import JET_R, LABELS, generate_events, plan_tasks, pythia_settings
 
 
 def _two_leading_jet_masses(event: np.ndarray) -> list[float]:
-    real = event[event[:, 0] > 0].astype(np.float64)
-    pt, eta, phi = real[:, 0], real[:, 1], real[:, 2]
-    parts = [fastjet.PseudoJet(*v) for v in zip(pt * np.cos(phi), pt * np.sin(phi), pt * np.sinh(eta),
-                                                 pt * np.cosh(eta), strict=True)]
-    jets = sorted(fastjet.ClusterSequence(parts, fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R))
-                  .inclusive_jets(0.0), key=lambda j: -j.pt())[:2]
-    return sorted((j.m() for j in jets), reverse=True)
+    """(heavier, lighter) mass of the two leading R = 1.0 jets, as the event converter computes them."""
+    record = event_record(event.astype(np.float64), fastjet.JetDefinition(fastjet.antikt_algorithm, JET_R), 50)
+    assert record is not None, "an event without two jets"
+    return [record[2][S.M_J1], record[2][S.M_J2]]
 
 
 def test_lhco_mass_signal_has_a_500_and_a_100_gev_jet():
