@@ -306,8 +306,7 @@ class ClusteringLayer(keras.layers.Layer):
         )
 
     def call(self, z: Any) -> Any:
-        mu = ops.cast(self.centroids, z.dtype) * self.step_scale if self.step_scale != 1.0 \
-            else ops.cast(self.centroids, z.dtype)
+        mu = ops.cast(self.centroids, z.dtype) * self.step_scale  # exact for the default scale 1
         diff = ops.expand_dims(z, 1) - ops.expand_dims(mu, 0)  # (B, K, D)
         return ops.sum(ops.square(diff), axis=-1)
 
@@ -430,7 +429,7 @@ def get_centroids(model: keras.Model) -> np.ndarray:
     """Current centroids as a numpy array (n_clusters, latent)."""
     layer = _clustering_layer(model)
     values = np.array(ops.convert_to_numpy(layer.centroids))
-    return values * np.asarray(layer.step_scale, values.dtype) if layer.step_scale != 1.0 else values
+    return values * np.asarray(layer.step_scale, values.dtype)
 
 
 def latent_model(model: keras.Model) -> keras.Model:
