@@ -86,15 +86,19 @@ def _forward_only(model_path: str, data: Path, batch_size: int, seconds: float =
 
 
 def _spark_udf_rate(spark, run_id: str, uri: str, data: Path, out: Path, repeat: int) -> tuple[int, float]:
-    """Best-of-``repeat`` jets/s of ``mlflow.pyfunc.spark_udf`` over ``data``, writing jet_key and the outputs."""
+    """Best-of-``repeat`` jets/s of ``mlflow.pyfunc.spark_udf`` over ``data``, writing what the job writes: the
+    model's outputs between jet_key and the dataset columns the job carries, partitioned by split."""
     import mlflow
     from pyspark.sql import functions as F
+
+    from ucluster.inference import predict as P
 
     os.environ["MLFLOW_TRACKING_URI"] = uri
     udf = mlflow.pyfunc.spark_udf(spark, f"runs:/{run_id}/model", env_manager="local")
     df = spark.read.parquet(str(data))
-    result = df.select("jet_key", "split", udf(F.struct("features", "n_particles")).alias("o")).select(
-        "jet_key", "o.*", "split")
+    carried = [c for c in P.CARRIED if c in df.columns and c != "jet_key"]
+    result = df.select("jet_key", *carried, "split", udf(F.struct("features", "n_particles")).alias("o")).select(
+        "jet_key", "o.*", *carried, "split")
     best, jets = float("inf"), 0
     for _ in range(repeat + 1):  # the first run starts the workers and loads the model: not counted
         t0 = time.perf_counter()
