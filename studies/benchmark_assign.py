@@ -8,7 +8,8 @@ best clustering epoch's jets/s as the trainer measures it. Then assigns the trai
 --replicate times so that Spark's fixed costs do not dominate, with the job's own code: "cold" includes starting
 the Python workers and loading TensorFlow and the model in each; "warm" (best of --repeat runs) reuses them, as
 every job after the first does. The same jets go through MLflow's own batch-inference path,
-``mlflow.pyfunc.spark_udf`` on the run's logged model, writing the same columns. The bare forward pass in this
+``mlflow.pyfunc.spark_udf`` on the run's logged model, writing the same columns, run for run alternating with
+the job. The bare forward pass in this
 process (features already decoded in memory) is the reference. Best-of figures on every side, because other work on
 a shared machine only ever slows a run down. Prints a table; the target is assignment >= 0.8 x the forward pass.
 """
@@ -85,9 +86,9 @@ def _forward_only(model_path: str, data: Path, batch_size: int, seconds: float =
     return jets, time.perf_counter() - t0
 
 
-def _spark_udf_rate(spark, run_id: str, uri: str, data: Path, out: Path, repeat: int) -> tuple[int, float]:
-    """Best-of-``repeat`` jets/s of ``mlflow.pyfunc.spark_udf`` over ``data``, writing what the job writes: the
-    model's outputs between jet_key and the dataset columns the job carries, partitioned by split."""
+def _spark_udf_writer(spark, run_id: str, uri: str, data: Path, out: Path):
+    """One run of ``mlflow.pyfunc.spark_udf`` over ``data`` per call (returns its seconds), writing what the job
+    writes: the model's outputs between jet_key and the dataset columns the job carries, partitioned by split."""
     import mlflow
     from pyspark.sql import functions as F
 
@@ -99,13 +100,13 @@ def _spark_udf_rate(spark, run_id: str, uri: str, data: Path, out: Path, repeat:
     carried = [c for c in P.CARRIED if c in df.columns and c != "jet_key"]
     result = df.select("jet_key", *carried, "split", udf(F.struct("features", "n_particles")).alias("o")).select(
         "jet_key", "o.*", *carried, "split")
-    best, jets = float("inf"), 0
-    for _ in range(repeat + 1):  # the first run starts the workers and loads the model: not counted
+
+    def write() -> float:
         t0 = time.perf_counter()
         result.write.mode("overwrite").partitionBy("split").parquet(str(out))
-        best = min(best, time.perf_counter() - t0) if jets else float("inf")
-        jets = jets or spark.read.parquet(str(out)).count()
-    return jets, best
+        return time.perf_counter() - t0
+
+    return write
 
 
 def _best_training_rate(run_id: str, train_dir: Path, pretrain_epochs: int) -> float:
@@ -154,13 +155,17 @@ def main(argv: list[str] | None = None) -> int:
     bench = _replicated_train_split(data, work / "assign_input.parquet", args.replicate)
     rows = [("training, best clustering epoch", None, None, train_rate)]
     cores = spark.sparkContext.defaultParallelism
-    runs = [assign(spark, model, bench, work / "clusters.parquet", overwrite=True, batch_size=args.batch_size)
-            for _ in range(1 + max(args.repeat, 1))]
+    udf_write = _spark_udf_writer(spark, result["run_id"], model.tracking_uri, bench, work / "clusters_udf.parquet")
+    # The two sides alternate, run by run, so that other work on a shared machine slows both alike; the first
+    # run of each starts its Python workers and loads the model ("cold"; only the job's is reported).
+    runs, udf_seconds = [], []
+    for _ in range(1 + max(args.repeat, 1)):
+        runs.append(assign(spark, model, bench, work / "clusters.parquet", overwrite=True, batch_size=args.batch_size))
+        udf_seconds.append(udf_write())
     warm = min(runs[1:], key=lambda r: r.seconds)
     rows.append((f"assign on Spark ({cores} task slots), cold", runs[0].jets, runs[0].seconds, runs[0].jets_per_s))
     rows.append((f"assign on Spark ({cores} task slots), warm", warm.jets, warm.seconds, warm.jets_per_s))
-    udf_jets, udf_seconds = _spark_udf_rate(spark, result["run_id"], model.tracking_uri, bench,
-                                            work / "clusters_udf.parquet", max(args.repeat, 1))
+    udf_jets, udf_seconds = spark.read.parquet(str(work / "clusters_udf.parquet")).count(), min(udf_seconds[1:])
     rows.append((f"mlflow spark_udf ({cores} task slots), warm", udf_jets, udf_seconds, udf_jets / udf_seconds))
     jets, seconds = _forward_only(model.model_path, data, args.batch_size)
     rows.append(("forward pass only, this process", jets, seconds, jets / seconds))

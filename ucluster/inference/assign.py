@@ -1,10 +1,11 @@
 """Label every jet of a Parquet dataset with a trained model, in parallel on Spark.
 
 Spark reads the dataset (its ``split=`` partitions included) and hands each task Arrow batches of at most
-``batch_size`` jets (``mapInArrow``): memory per task is bounded whatever the dataset size. The model file is
-shipped to the executors with ``SparkContext.addFile`` and loaded once per Python worker. The output keeps the
-input's ``split=`` partitioning and is written into a temporary directory beside ``out`` that is renamed into
-place only when every task succeeded; ``_ucluster_assign.json`` beside the data records the model, α and counts.
+``batch_size`` jets of the two model inputs (a scalar-iterator Arrow UDF): memory per task is bounded whatever the
+dataset size. The model file is shipped to the executors with ``SparkContext.addFile`` and loaded once per Python
+worker. The output keeps the input's ``split=`` partitioning and is written into a temporary directory beside
+``out`` that is renamed into place only when every task succeeded; ``_ucluster_assign.json`` beside the data records
+the model, α and counts.
 
 Every jet is assigned: no class or mass selection happens here (evaluation applies one later).
 """
@@ -12,7 +13,6 @@ Every jet is assigned: no class or mass selection happens here (evaluation appli
 from __future__ import annotations
 
 import contextlib
-import functools
 import hashlib
 import json
 import re
@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 
 from ucluster.atomic import OutputExistsError, atomic_directory
@@ -167,15 +168,31 @@ def spark_error(exc: BaseException) -> str:
     return (python[-1] if python else lines[0] if lines else type(exc).__name__)[:500]
 
 
-def output_schema(input_schema, with_latent: bool):
-    """The Spark schema of the assignment output for an input schema (column order of ``predict``)."""
+def model_struct_type(with_latent: bool):
+    """The Spark type of the model's columns (the UDF's struct result)."""
     from pyspark.sql import types as T
 
     floats = T.ArrayType(T.FloatType(), containsNull=False)
-    new = {P.CLUSTER: T.IntegerType(), P.DISTANCES: floats, P.SOFT: floats, P.SCORES: floats, P.LATENT: floats}
-    fields = {f.name: f.dataType for f in input_schema.fields}
-    names = P.output_columns(list(fields), with_latent)
-    return T.StructType([T.StructField(n, new[n] if n in new else fields[n], True) for n in names])
+    return T.StructType([T.StructField(n, T.IntegerType() if n == P.CLUSTER else floats, True)
+                         for n in P.new_columns(with_latent)])
+
+
+def assigned_frame(df, spec: P.AssignSpec):
+    """``df`` with the model's columns in place of features/n_particles, in :func:`predict.output_columns` order.
+
+    A scalar-iterator Arrow UDF over the two input columns (median 8.0 s against 8.8 s for ``mapInArrow`` over whole
+    rows, which sent the carried columns through Python and back; ``docs/benchmarks.md``)."""
+    from pyspark.sql import functions as F
+    from pyspark.sql.functions import arrow_udf
+
+    def assign_batches(batches: Iterator[tuple[pa.Array, pa.Array]]) -> Iterator[pa.Array]:
+        return P.assign_stream(batches, spec)
+
+    udf = arrow_udf(assign_batches, model_struct_type(spec.with_latent))  # the hints make it a scalar iterator
+    new = set(P.new_columns(spec.with_latent))
+    out = df.withColumn("_ucluster_model", udf(F.col(S.FEATURES), F.col(S.N_PARTICLES)))
+    return out.select(*[F.col(f"_ucluster_model.{c}").alias(c) if c in new else F.col(c)
+                        for c in P.output_columns(df.columns, spec.with_latent)])
 
 
 def assign(spark, model: ModelSource | str, data: str | Path, out: str | Path, *, overwrite: bool = False,
@@ -219,15 +236,14 @@ def assign(spark, model: ModelSource | str, data: str | Path, out: str | Path, *
     if splits:
         df = df.where(F.col("split").isin(list(splits)))
     df = df.select(*[c for c in dict.fromkeys([*REQUIRED, *P.CARRIED, "split"]) if c in df.columns])
-    result = df.mapInArrow(functools.partial(P.assign_partition, spec=spec), output_schema(df.schema, with_latent))
+    result = assigned_frame(df, spec)
     partitioned = "split" in df.columns
     t0 = time.perf_counter()
     try:
         with atomic_directory(out, overwrite=overwrite) as tmp:
-            # Bounded Arrow batches (memory), and a few partitions per task slot so that slots finish together.
-            slots = max(1, sc.defaultParallelism)
-            with _spark_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size)), \
-                    _spark_conf(spark, "spark.sql.files.minPartitionNum", str(4 * slots)):
+            # Bounded Arrow batches (memory). The partitioning is Spark's own (at least one split per task slot):
+            # forcing 4 per slot cost 11 % in studies/benchmark_assign (a fixed cost per task), batch size none.
+            with _spark_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size)):
                 sc.setJobDescription(f"ucluster: assign clusters ({model.description}) to {data}")
                 writer = result.write.mode("overwrite")
                 if partitioned:

@@ -137,11 +137,15 @@ def _list_column(values: np.ndarray) -> pa.ListArray:
     return pa.ListArray.from_arrays(offsets, pa.array(np.ascontiguousarray(values, np.float32).ravel()))
 
 
+def new_columns(with_latent: bool) -> list[str]:
+    """The columns the model adds, in output order."""
+    return [CLUSTER, DISTANCES, SOFT, SCORES] + ([LATENT] if with_latent else [])
+
+
 def output_columns(input_columns: list[str], with_latent: bool) -> list[str]:
-    """Column order of the assignment output (shared by the Arrow batches and the Spark schema)."""
+    """Column order of the assignment output: jet_key, the model's columns, the carried dataset columns, split."""
     carried = [c for c in CARRIED if c in input_columns and c != S.JET_KEY]
-    new = [CLUSTER, DISTANCES, SOFT, SCORES] + ([LATENT] if with_latent else [])
-    return [S.JET_KEY, *new, *carried] + (["split"] if "split" in input_columns else [])
+    return [S.JET_KEY, *new_columns(with_latent), *carried] + (["split"] if "split" in input_columns else [])
 
 
 @dataclass(frozen=True)
@@ -161,16 +165,19 @@ class AssignSpec:
                              split_fractions={})
 
 
-def assign_batch(batch: pa.RecordBatch, predictor: Predictor, spec: AssignSpec) -> pa.RecordBatch:
-    """One Arrow batch of dataset rows -> the same jets with cluster, distances, soft assignment and scores."""
-    n_particles = batch.column(S.N_PARTICLES).to_numpy(zero_copy_only=False)
-    feats, mask = model_inputs(batch.column(S.FEATURES), n_particles, spec.dataset_meta(), spec.max_particles)
+def assign_columns(features: pa.Array, n_particles: pa.Array, predictor: Predictor | None,
+                   spec: AssignSpec) -> pa.StructArray:
+    """One Arrow batch of (features, n_particles) -> a struct of cluster, distances, soft assignment, scores
+    (and latent), row for row. ``predictor`` may be None only for an empty batch."""
+    names = new_columns(spec.with_latent)
+    if len(features) == 0:
+        empty = [pa.array([], pa.int32()) if n == CLUSTER else pa.array([], pa.list_(pa.float32())) for n in names]
+        return pa.StructArray.from_arrays(empty, names=names)
+    n = n_particles.to_numpy(zero_copy_only=False)
+    feats, mask = model_inputs(features, n, spec.dataset_meta(), spec.max_particles)
     out = predict_arrays(predictor, feats, mask, spec.alpha, spec.batch_size, spec.with_latent)
-    columns: dict[str, pa.Array] = {CLUSTER: pa.array(out[CLUSTER])}
-    columns.update({name: _list_column(values) for name, values in out.items() if name != CLUSTER})
-    names = output_columns(batch.schema.names, spec.with_latent)
-    arrays = [columns[n] if n in columns else batch.column(n) for n in names]
-    return pa.RecordBatch.from_arrays(arrays, names=names)
+    arrays = [pa.array(out[CLUSTER], pa.int32()) if c == CLUSTER else _list_column(out[c]) for c in names]
+    return pa.StructArray.from_arrays(arrays, names=names)
 
 
 def model_file_path(name: str) -> str:
@@ -182,12 +189,12 @@ def model_file_path(name: str) -> str:
     return SparkFiles.get(name)
 
 
-def assign_partition(batches: Iterator[pa.RecordBatch], spec: AssignSpec) -> Iterator[pa.RecordBatch]:
-    """The ``mapInArrow`` function: the model is loaded at the first non-empty batch (once per Python worker)."""
+def assign_stream(batches: Iterator[tuple[pa.Array, pa.Array]], spec: AssignSpec) -> Iterator[pa.StructArray]:
+    """The body of the job's scalar-iterator Arrow UDF: only the two input columns travel to Python and only the
+    model's columns come back (the carried columns stay in the JVM, as with ``mlflow.pyfunc.spark_udf``). The
+    model is loaded at the first non-empty batch (once per Python worker)."""
     predictor = None
-    for batch in batches:
-        if batch.num_rows == 0:
-            continue
-        if predictor is None:
+    for features, n_particles in batches:
+        if predictor is None and len(features):
             predictor = load_predictor(model_file_path(spec.model_file))
-        yield assign_batch(batch, predictor, spec)
+        yield assign_columns(features, n_particles, predictor, spec)
