@@ -78,7 +78,7 @@ class ModelConfig:
     n_clusters: int = 3
     latent_norm: str = "l2"  # "l2": cluster on the unit-normalised latent (prevents scale collapse); "none"
     # the centroids' Adam step relative to the network's (1 = the same lr; conf/ucluster.yaml says what was measured)
-    centroid_step_scale: float = 1.0
+    centroid_step_scale: float = 0.05
     # classification (pretraining) target: "mass_bins" / "mass_sd_bins" (bins of the jet / soft-drop groomed
     # mass: unsupervised) or "truth" (the labels: the supervised ceiling)
     target: str = "mass_bins"
@@ -106,7 +106,7 @@ class TrainConfig:
     lr_restart: bool = False  # restart the lr schedule when the clustering phase starts
     alpha_start: float = 1.0  # softness of the cluster assignment in the first clustering epoch
     alpha_step: float = 2.0  # added to alpha every clustering epoch
-    beta: float = 1.0  # weight of the clustering loss (conf/ucluster.yaml says why not the paper's 10)
+    beta: float = 10.0  # weight of the clustering loss (the paper's; conf/ucluster.yaml says what was measured)
     gamma: float = 2.0  # focal-loss focusing parameter
     # weight of the cluster-size balance term (KL of the batch's mean soft assignment from uniform) inside the
     # clustering loss: 0 = plain deep k-means (conf/ucluster.yaml says why 0.1)

@@ -159,7 +159,8 @@ def test_distances_and_centroids(model):
     try:
         centroids = np.random.default_rng(2).normal(size=old.shape).astype("float32")
         set_centroids(model, centroids)
-        np.testing.assert_array_equal(get_centroids(model), centroids)
+        # stored as centroids / model.centroid_step_scale: equal up to float32 rounding
+        np.testing.assert_allclose(get_centroids(model), centroids, rtol=1e-6, atol=1e-7)
         out = predict(model, features, mask)
         expected = ((out["latent"][:, None, :] - centroids[None]) ** 2).sum(-1)
         np.testing.assert_allclose(out["distances"], expected, rtol=1e-5, atol=1e-5)
