@@ -1,10 +1,13 @@
 """Assign every jet of a Parquet dataset to a cluster with a trained UCluster model (Spark, in parallel).
 
-    spark-submit jobs/assign.py --model runs:/<run id> --data data/jets.parquet --out data/clusters.parquet
+    spark-submit jobs/assign.py --model models:/ucluster/1 --data data/jets.parquet --out data/clusters.parquet
+    spark-submit jobs/assign.py --model runs:/<run id>/model --data data/jets.parquet --out data/clusters.parquet
     python -m jobs.assign --model runs/train/model.keras --data data/new.parquet --out out.parquet --with-latent
 
---model: an MLflow run (runs:/<id> or the bare id; the store is $MLFLOW_TRACKING_URI, else --tracking-uri, else
-runs/train/mlflow.db), a .keras file, or a directory holding model.keras (training --out or an export).
+--model: a registered model version (models:/<name>/<version>, or models:/<name>@<alias>), a training run's
+logged model (runs:/<run_id>/model, runs:/<run_id> or the bare run id) -- the store is $MLFLOW_TRACKING_URI,
+else --tracking-uri, else runs/train/mlflow.db -- a .keras file, or a directory holding model.keras (training
+--out or an export).
 The output holds jet_key, cluster, distances (squared, to every centroid), soft_assignment, scores
 (classification softmax), optionally latent, and label, jet_mass, jet_pt, jet_eta, source_file, source_row,
 partitioned by split= like the input.
@@ -24,7 +27,8 @@ if __package__ in (None, ""):  # run as a file by spark-submit: make the reposit
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--model", required=True, help="runs:/<run id>, a run id, a .keras file or its directory")
+    p.add_argument("--model", required=True, help="models:/<name>/<version>, runs:/<run_id>/model, a run id, "
+                   "a .keras file or its directory")
     p.add_argument("--data", required=True, help="Parquet dataset (root, split= directory or file)")
     p.add_argument("--out", required=True, help="output Parquet directory")
     p.add_argument("--splits", default=None, help="comma-separated splits to assign (default: all)")

@@ -14,6 +14,21 @@ def _local_store(monkeypatch):
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
 
 
+@pytest.fixture
+def registry(trained, monkeypatch):
+    """The trained run's store as the process's tracking and registry URI (``models:/`` resolves there)."""
+    uri = f"sqlite:///{trained.run_dir.absolute() / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)  # set_registry_uri exports it too; monkeypatch removes it after
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    yield uri
+    mlflow.set_tracking_uri(None)
+    mlflow.set_registry_uri(None)
+
+
 def reference_predictions(cfg, data: str | Path, model_path: str | Path, splits=("train", "test", "val")) -> dict:
     """Per-jet outputs computed in this process the way training feeds the model (JetStream, no selection)."""
     import keras

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+import pandas.testing as pd_testing
 import pytest
 from mlflow.tracking import MlflowClient
 
@@ -16,7 +17,7 @@ from ucluster.inference.predict import soft_assignment
 from ucluster.tracking import tracking_uri
 
 
-def test_export_loads_both_ways_and_registers(trained, tmp_path, capsys):
+def test_export_loads_both_ways_and_registers(trained, registry, jet_dataset, tmp_path, capsys):
     import keras
     import tensorflow as tf
 
@@ -52,6 +53,25 @@ def test_export_loads_both_ways_and_registers(trained, tmp_path, capsys):
     registered = resolve_model("models:/ucluster-test/1", str(trained.run_dir))
     assert registered.alpha == trained.alpha and Path(registered.model_path).is_file()
     assert "saved_model" in {a.path.rsplit("/", 1)[-1] for a in client.list_artifacts(trained.run_id, "export")}
+    # the version is an MLflow model with the training's input example, and predicts the in-process clusters
+    import mlflow
+    import pyarrow.parquet as pq
+
+    from tests.inference.conftest import reference_predictions
+
+    exported = mlflow.pyfunc.load_model("models:/ucluster-test/1")
+    trained_model = mlflow.pyfunc.load_model(f"runs:/{trained.run_id}/model")
+    example = exported.input_example
+    assert example is not None and len(example) == 2
+    pd_testing.assert_frame_equal(example, trained_model.input_example)
+    table = pq.read_table(sorted((Path(jet_dataset) / "split=test").glob("*.parquet")),
+                          columns=["features", "n_particles", "jet_key"])
+    got = exported.predict(table.select(["features", "n_particles"]).to_pandas())
+    ref = reference_predictions(trained.cfg, jet_dataset, trained.model_path, ("test",))
+    by_key = dict(zip(ref["key"].tolist(), ref["distances"].argmin(axis=1).tolist(), strict=True))
+    assert got["cluster"].tolist() == [by_key[k] for k in table.column("jet_key").to_pylist()]
+    assert exported.predict(example)["cluster"].tolist() == trained_model.predict(example)["cluster"].tolist()
+
     # the export is itself a model source for assignment, self-described by its card
     again = resolve_model(str(out))
     assert again.alpha == trained.alpha and again.feature_names == card["feature_names"]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -21,21 +22,6 @@ import pytest
 from tests.inference.conftest import reference_predictions
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-@pytest.fixture
-def registry(trained, monkeypatch):
-    """The trained run's store as the process's tracking and registry URI."""
-    uri = f"sqlite:///{trained.run_dir.absolute() / 'mlflow.db'}"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("MLFLOW_REGISTRY_URI", uri)  # set_registry_uri exports it too; monkeypatch removes it after
-    import mlflow
-
-    mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
-    yield uri
-    mlflow.set_tracking_uri(None)
-    mlflow.set_registry_uri(None)
 
 
 def _test_rows(data: Path, n: int | None = None):
@@ -55,14 +41,26 @@ def test_run_logs_a_registered_pyfunc_model_with_source_and_dataset(trained, reg
     import mlflow
     from mlflow.tracking import MlflowClient
 
+    from ucluster.train.checkpoint import dataset_fingerprint
+
     client = MlflowClient(registry)
     run = client.get_run(trained.run_id)
-    assert run.data.tags["mlflow.source.name"] != "gloo_exec_fn.py"
-    assert "gloo_exec_fn" not in run.data.tags["mlflow.source.name"]
+    # the fixture trains through train() in this process: the source is what launched it (this process's script,
+    # relative to the repository), never Horovod's gloo_exec_fn.py
+    script = Path(sys.argv[0]).resolve()
+    launched = str(script.relative_to(REPO)) if script.is_relative_to(REPO) else str(script)
+    assert run.data.tags["mlflow.source.name"] == launched and "gloo_exec_fn" not in launched
+    assert run.data.tags["mlflow.source.type"] == "JOB"
+    commit = run.data.tags["mlflow.source.git.commit"]
+    assert re.fullmatch(r"[0-9a-f]{40}", commit), commit
     head = subprocess.run(["git", "-C", str(REPO), "rev-parse", "HEAD"], capture_output=True, text=True).stdout.strip()
-    assert run.data.tags["mlflow.source.git.commit"] == head
+    assert commit == head
     inputs = run.inputs.dataset_inputs
     assert len(inputs) == 1 and inputs[0].dataset.name == Path(jet_dataset).name
+    # what the dataset is (the fingerprint the checkpoints carry) and where it lies
+    assert inputs[0].dataset.digest == dataset_fingerprint(jet_dataset)[:16]
+    assert inputs[0].dataset.source_type == "local"
+    assert json.loads(inputs[0].dataset.source) == {"uri": str(Path(jet_dataset).absolute())}
     tags = {t.key: t.value for t in inputs[0].tags}
     n_train = sum(pq.ParquetFile(f).metadata.num_rows for f in (Path(jet_dataset) / "split=train").glob("*.parquet"))
     assert tags["train_jets"] == str(n_train) and tags["mlflow.data.context"] == "training"
@@ -112,6 +110,48 @@ def test_spark_udf_and_assign_on_registry_uri_match_in_process(trained, registry
     assert got["cluster"] == [by_key[k] for k in got["jet_key"]]
     record = json.loads((out / "_ucluster_assign.json").read_text())
     assert record["model_spec"] == "models:/ucluster/1"
+
+
+def test_source_of_a_cli_launch_is_the_job_and_its_commit(monkeypatch):
+    """``python jobs/train.py`` (or ``-m jobs.train``): Source jobs/train.py, type JOB, the checkout's commit."""
+    from ucluster.config import load_config
+    from ucluster.tracking import launch_source
+    from ucluster.train.tracker import source_tags
+
+    monkeypatch.setattr(sys, "argv", [str(REPO / "jobs" / "train.py"), "--config", "conf/ucluster.yaml"])
+    source, commit = launch_source()
+    assert source == "jobs/train.py" and re.fullmatch(r"[0-9a-f]{40}", commit), (source, commit)
+    tags = source_tags(load_config(None, {"run.source": source, "run.source_commit": commit}))
+    assert tags == {"mlflow.source.name": "jobs/train.py", "mlflow.source.type": "JOB",
+                    "mlflow.source.git.commit": commit}
+    notebook = source_tags(load_config(None, {"run.source": "/Users/someone@cern.ch/ucluster_pipeline"}))
+    assert notebook["mlflow.source.type"] == "NOTEBOOK"
+    assert notebook["mlflow.databricks.notebookPath"] == "/Users/someone@cern.ch/ucluster_pipeline"
+
+
+def test_pyfunc_refuses_rows_of_another_particle_count_in_one_line(trained, registry, jet_dataset):
+    """A blob of the wrong number of floats for the model's P x F, or n_particles beyond the blob: one line that
+    names the field, from the model loaded as a user would (the session's trained model, version 1)."""
+    import mlflow
+    import pandas as pd
+
+    model = mlflow.pyfunc.load_model("models:/ucluster/1")
+    p, f = 30, 8  # the tiny model: 30 particles of 8 features
+    row = _test_rows(Path(jet_dataset), 1).column("features").to_pylist()[0]
+    assert len(row) >= 4 * p * f
+    cases = {  # features bytes, n_particles -> the line
+        "fewer particles than the model reads": (row[:4 * (p - 1) * f], 3, "features hold 29 particles per jet, "
+                                                                            "the model reads 30"),
+        "not a whole number of particles": (row[:4 * (p * f + 1)], 3, "features values of 964 bytes are not P x 8 "
+                                                                       "float32 (the model's 8 features per particle)"),
+        "n_particles beyond the blob": (row[:4 * p * f], p + 1, "n_particles must lie in [0, 30], got 31..31"),
+    }
+    for what, (blob, n, line) in cases.items():
+        frame = pd.DataFrame({"features": [blob], "n_particles": np.array([n], np.int64)})
+        with pytest.raises(mlflow.exceptions.MlflowException) as err:
+            model.predict(frame)
+        assert err.value.message == line, what
+        assert err.value.error_code == "INVALID_PARAMETER_VALUE", what
 
 
 def test_unknown_version_and_bad_spec_are_one_line(trained, registry, tmp_path):
@@ -182,9 +222,13 @@ def test_served_model_answers_like_assign(trained, registry, jet_dataset, tmp_pa
         status, answer = _post(f"{base}/invocations", {"dataframe_split": {
             "columns": ["features", "n_particles"], "data": [[short, 1]]}})
         assert status == 400, answer
-        # MLflow prefixes its own "Failed to predict data" line; ours is the last, whole
-        assert answer["message"].strip().splitlines()[-1] == ("Error: features values of 12 bytes are not P x 8 "
-                                                              "float32 (the model's 8 features per particle)")
+        assert answer["error_code"] == "INVALID_PARAMETER_VALUE"
+        # MLflow's scoring server prefixes every MlflowException from predict with "Failed to predict data
+        # '<the frame>'. \nError: "; our line follows, whole, as the body's last line and nowhere else
+        ours = "features values of 12 bytes are not P x 8 float32 (the model's 8 features per particle)"
+        lines = answer["message"].strip().splitlines()
+        assert lines[0].startswith("Failed to predict data")
+        assert lines[-1] == f"Error: {ours}" and [line for line in lines if ours in line] == [lines[-1]]
     finally:
         _stop(server)
         log.close()

@@ -98,7 +98,7 @@ def register(result: ExportResult, model: ModelSource, out: Path, name: str, tra
 
     from ucluster.config import RunConfig
     from ucluster.inference.model_source import check_store, open_experiment, store_uri
-    from ucluster.inference.pyfunc import save_pyfunc
+    from ucluster.inference.pyfunc import example_rows, save_pyfunc
 
     value = tracking or model.tracking_uri or ""
     uri = store_uri(value)
@@ -115,7 +115,9 @@ def register(result: ExportResult, model: ModelSource, out: Path, name: str, tra
         client.log_artifacts(run_id, str(out), artifact_path="export")
         # Through a client only (no process-wide MLflow state): the MLflow model beside the export, then a version
         with tempfile.TemporaryDirectory() as tmp:
-            save_pyfunc(out / "model.keras", card, Path(tmp) / "mlflow_model")
+            # the training's input example (its dataset's first test jets), where that dataset is still there
+            data = ((model.config or {}).get("data") or {}).get("path")
+            save_pyfunc(out / "model.keras", card, Path(tmp) / "mlflow_model", example=example_rows(data))
             client.log_artifacts(run_id, str(Path(tmp) / "mlflow_model"), artifact_path="export_mlflow_model")
         if not model.run_id:
             client.set_terminated(run_id)

@@ -131,6 +131,24 @@ def input_example(table, rows: int = 2):
                          S.N_PARTICLES: np.asarray(part.column(S.N_PARTICLES).to_numpy(), np.int64)})
 
 
+def example_rows(root: str | Path | None, rows: int = 2):
+    """The first jets of a dataset's test split as the model's input example (None where it cannot be read).
+
+    Training and ``jobs/export.py --register-name`` both log this one, so every version shows the same example
+    in the MLflow UI and ``mlflow models serve`` validates it alike.
+    """
+    import pyarrow.parquet as pq
+
+    files = S.split_files(root, "test") if root else []
+    if not files:
+        return None
+    try:
+        table = pq.ParquetFile(files[0]).read_row_group(0, columns=[S.FEATURES, S.N_PARTICLES])
+    except (OSError, ValueError, KeyError):  # unreadable or not a converted dataset: log the model without one
+        return None
+    return input_example(table, rows)
+
+
 def package_dir() -> str:
     """The ``ucluster`` package directory, shipped as the model's code."""
     return str(Path(__file__).resolve().parent.parent)
@@ -146,12 +164,16 @@ def _model_arguments(keras_path: str | Path, card: dict, tmp: Path) -> dict:
             "code_paths": [package_dir()], "signature": signature(card["alpha"]), "pip_requirements": _requirements()}
 
 
-def save_pyfunc(keras_path: str | Path, card: dict, path: str | Path) -> None:
-    """Write the MLflow model directory (MLmodel, artifacts, code) to ``path`` without any tracking store."""
+def save_pyfunc(keras_path: str | Path, card: dict, path: str | Path, example=None) -> None:
+    """Write the MLflow model directory (MLmodel, artifacts, code, input example) to ``path`` without any
+    tracking store."""
+    import logging
+
     import mlflow
 
+    logging.getLogger("mlflow.utils.environment").setLevel(logging.ERROR)  # as in log_pyfunc
     with tempfile.TemporaryDirectory() as tmp:
-        mlflow.pyfunc.save_model(str(path), **_model_arguments(keras_path, card, Path(tmp)))
+        mlflow.pyfunc.save_model(str(path), input_example=example, **_model_arguments(keras_path, card, Path(tmp)))
 
 
 def log_pyfunc(keras_path: str | Path, card: dict, example=None, name: str = "model",

@@ -102,12 +102,12 @@ class MLflowTracker:
         import mlflow
 
         from ucluster.inference.model_source import _build, keras_info
-        from ucluster.inference.pyfunc import log_pyfunc
+        from ucluster.inference.pyfunc import example_rows, log_pyfunc
 
         card = _build(model_path, keras_info(model_path), f"MLflow run {self.run_id}", self.cfg,
                       list(self.meta.feature_names), run_id=self.run_id, uri=mlflow.get_tracking_uri(),
                       trained_alpha=final.get("alpha")).card()
-        _, registered, note = log_pyfunc(model_path, card, example=_example_rows(self.cfg.data.path),
+        _, registered, note = log_pyfunc(model_path, card, example=example_rows(self.cfg.data.path),
                                          registered_model=self.cfg.run.registered_model)
         if registered:
             mlflow.set_tag("ucluster.registered_model", registered)
@@ -128,10 +128,15 @@ class MLflowTracker:
 
 
 def source_tags(cfg: Config) -> dict[str, str]:
-    """MLflow's source tags from ``run.source`` / ``run.source_commit`` (filled in by the driver)."""
+    """MLflow's source tags from ``run.source`` / ``run.source_commit`` (filled in by the driver).
+
+    A Databricks notebook is a workspace path (``/Users/...``, no file here); anything else, e.g. a console
+    script such as ``.venv/bin/pytest`` that has no ``.py`` suffix, is a JOB.
+    """
     tags = {}
     if cfg.run.source:
-        notebook = not cfg.run.source.endswith(".py")
+        source = cfg.run.source
+        notebook = source.startswith("/") and not source.endswith(".py") and not Path(source).exists()
         tags.update({"mlflow.source.name": cfg.run.source, "mlflow.source.type": "NOTEBOOK" if notebook else "JOB"})
         if notebook:
             tags["mlflow.databricks.notebookPath"] = cfg.run.source
@@ -166,16 +171,3 @@ def log_dataset(root: str | Path, meta: S.DatasetMeta) -> None:
     tags.update({"features": ",".join(meta.feature_names), "particles_per_jet": str(meta.n_particles),
                  "classes": ",".join(meta.class_names)})
     mlflow.log_input(dataset, context="training", tags=tags)
-
-
-def _example_rows(root: str | Path, rows: int = 2):
-    """The first jets of the test split, as the logged model's input example."""
-    import pyarrow.parquet as pq
-
-    from ucluster.inference.pyfunc import input_example
-
-    files = S.split_files(root, "test")
-    if not files:
-        return None
-    table = pq.ParquetFile(files[0]).read_row_group(0, columns=[S.FEATURES, S.N_PARTICLES])
-    return input_example(table, rows)
