@@ -59,8 +59,12 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    if args.print_config:
-        print(cfg.to_yaml())
+    if args.print_config:  # credentials in run.tracking_uri masked: consoles end up in CI logs and tickets
+        import yaml
+
+        from ucluster.redact import redact_config_dict
+
+        print(yaml.safe_dump(redact_config_dict(cfg.to_dict()), sort_keys=False))
         return 0
     if cfg.run.engine == "jax":  # the Keras backend is fixed when keras is first imported
         os.environ["KERAS_BACKEND"] = "jax"
@@ -68,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from ucluster.distributed import LaunchError
     from ucluster.redact import redact_text
     from ucluster.tracking import ui_hint
+    from ucluster.train.checkpoint import CheckpointError
     from ucluster.train.supervisor import JobFailed
     from ucluster.train.trainer import TrainingError, train
 
@@ -76,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     except JobFailed as exc:  # the workers ran and failed for good: one line, the traceback is in the log
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 1
-    except (TrainingError, DatasetError, LaunchError) as exc:
+    except (TrainingError, DatasetError, LaunchError, CheckpointError) as exc:
         print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     print(json.dumps({k: v for k, v in result.items() if k != "history"}, indent=2, default=str))

@@ -57,6 +57,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     from ucluster.data.schema import DatasetError
+    from ucluster.redact import redact_text
     from ucluster.tracking import ui_hint
     from ucluster.train.trainer import TrainingError
     from ucluster.tune import SpaceError, TuneError, TuneOptions, format_table, load_space, tune
@@ -73,7 +74,7 @@ def main(argv: list[str] | None = None) -> int:
         optuna.logging.set_verbosity(optuna.logging.WARNING)  # the job prints its own progress and table
         result = tune(cfg, space, opts)
     except (ConfigError, SpaceError, TuneError, TrainingError, DatasetError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {redact_text(str(exc))}", file=sys.stderr)
         return 2
     print()
     print(format_table(result.rows, result.best["number"]))

@@ -5,7 +5,9 @@ and row groups, see :func:`_parquet_contents`), with no temporary file left besi
 
 The jobs run as subprocesses; the victim is found among the job's own descendants (never by name alone): in the
 conversion, the Python worker that holds a part file of the job's temporary output open; in the assignment (where
-the JVM writes the files), a Python worker of the job once the first part file exists under ``_temporary``.
+the JVM writes the files), a busy Python worker of the job once a task after the first ones has written a part file
+under ``_temporary``. The assignment runs (the reference too) with small input splits (:data:`SMALL_SPLITS`): Spark's
+own split of this 63 MB dataset is 3 tasks on 2 slots, and the last one often ends before a kill can land.
 """
 
 from __future__ import annotations
@@ -73,14 +75,19 @@ def _busy(workers: list[psutil.Process], window: float = 0.1) -> list[psutil.Pro
     return [p for u, p in sorted(used, key=lambda u: -u[0]) if u > 0.3 * window]
 
 
+# Test-only Spark conf for the assignment: ~4 MB input splits (about 17 tasks of ~1.5 s here instead of 3), so that
+# tasks are still running in Python when the earlier ones' part files appear. Passed the way ``pyspark`` reads extra
+# spark-submit arguments when a plain ``python`` process starts the JVM.
+SMALL_SPLITS = {"PYSPARK_SUBMIT_ARGS": "--conf spark.sql.files.maxPartitionBytes=4m pyspark-shell"}
+
 LOST_TASK = re.compile(r"Lost task .*Python worker exited unexpectedly")
 
 
 class SparkJob:
     """A job subprocess whose stderr is read live, so the test sees Spark report the lost task."""
 
-    def __init__(self, cmd: list[str]):
-        self.proc = subprocess.Popen(cmd, cwd=REPO, env=job_env(PYSPARK_PYTHON=sys.executable),
+    def __init__(self, cmd: list[str], env: dict[str, str] | None = None):
+        self.proc = subprocess.Popen(cmd, cwd=REPO, env=job_env(PYSPARK_PYTHON=sys.executable, **(env or {})),
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         self.err: list[str] = []
         self._reader = threading.Thread(target=lambda: self.err.extend(self.proc.stderr), daemon=True)
@@ -117,9 +124,9 @@ class SparkJob:
         return code, "".join(self.err)
 
 
-def _run(cmd: list[str], timeout: float = 600) -> subprocess.CompletedProcess:
-    return subprocess.run(cmd, cwd=REPO, env=job_env(PYSPARK_PYTHON=sys.executable), capture_output=True,
-                          text=True, timeout=timeout)
+def _run(cmd: list[str], timeout: float = 600, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, cwd=REPO, env=job_env(PYSPARK_PYTHON=sys.executable, **(env or {})),
+                          capture_output=True, text=True, timeout=timeout)
 
 
 def _files(root: Path) -> dict[str, bytes]:
@@ -192,11 +199,11 @@ def test_assignment_task_killed_mid_write_is_retried_and_output_is_identical(big
     data = tmp_path / "jets.parquet"
     convert(str(big_h5_dir), data, progress=False, row_group_size=512)
     args = ["--model", str(trained.model_path), "--data", str(data), "--batch-size", "256", "--master", MASTER]
-    ref = _run([sys.executable, "-m", "jobs.assign", *args, "--out", str(tmp_path / "ref")])
+    ref = _run([sys.executable, "-m", "jobs.assign", *args, "--out", str(tmp_path / "ref")], env=SMALL_SPLITS)
     assert ref.returncode == 0, ref.stderr[-2000:]
 
     out = tmp_path / "out"
-    job = SparkJob([sys.executable, "-m", "jobs.assign", *args, "--out", str(out)])
+    job = SparkJob([sys.executable, "-m", "jobs.assign", *args, "--out", str(out)], env=SMALL_SPLITS)
 
     seen: set[Path] = set()
 
@@ -215,6 +222,7 @@ def test_assignment_task_killed_mid_write_is_retried_and_output_is_identical(big
     code, stderr = job.wait()
     assert code == 0, stderr[-3000:]
     got, want = _parquet_contents(out), _parquet_contents(tmp_path / "ref")
+    assert len(want) > 9  # SMALL_SPLITS took effect: more tasks (part files) than the 9 input files
     assert got.keys() == want.keys()  # the same part files (Spark names them with a per-job UUID)
     for name in want:
         assert got[name] == want[name], name  # same schema, rows in the same order, same row groups

@@ -21,6 +21,16 @@ def test_redact_text_masks_userinfo_and_secret_query_parameters():
     assert redact_text("sqlite:////tmp/mlflow.db") == "sqlite:////tmp/mlflow.db"
 
 
+def test_print_config_masks_tracking_credentials():
+    """jobs/train.py --print-config prints the resolved config: the URI's credentials are masked there too."""
+    proc = subprocess.run([sys.executable, "-m", "jobs.train", "--print-config", "--run.tracking_uri",
+                           f"https://alice:{SECRET}@mlflow.example.com/x"], cwd=REPO, env=job_env(),
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert SECRET not in proc.stdout + proc.stderr and "alice" not in proc.stdout
+    assert "tracking_uri: https://***@mlflow.example.com/x" in proc.stdout
+
+
 def test_tracking_server_down_at_start_fails_before_training(jet_dataset, tmp_path):
     out = tmp_path / "run"
     uri = f"http://user:{SECRET}@127.0.0.1:{free_port()}"  # nothing listens there

@@ -44,6 +44,22 @@ def uninterrupted(trained, jet_dataset):
     return _client(trained.run_dir).get_run(trained.run_id)
 
 
+@pytest.fixture(scope="module")
+def uninterrupted_two_workers(two_horovod_workers, jet_dataset):
+    """The reference for a 2-worker job: the session's deterministic 2-Horovod-worker tiny run (tests/conftest.py,
+    shared with tests/train), never disturbed; the config of start_job(..., "--np", "-2", "--epochs", EPOCHS)."""
+    from tests.faults.conftest import TINY_FLAGS
+    from ucluster.config import load_config
+
+    ref = two_horovod_workers.cfg
+    flags = {TINY_FLAGS[i].removeprefix("--"): TINY_FLAGS[i + 1] for i in range(0, len(TINY_FLAGS), 2)}
+    job = load_config(None, {**flags, "data.path": str(jet_dataset), "train.epochs": EPOCHS, "run.np": -2,
+                             "run.output_dir": ref.run.output_dir})
+    assert {k: v for k, v in job.flat().items() if k not in ("run.source", "run.source_commit")} == {
+        k: v for k, v in ref.flat().items() if k not in ("run.source", "run.source_commit")}
+    return _client(ref.run.output_dir).get_run(two_horovod_workers.result["run_id"])
+
+
 def test_rank0_killed_restarts_then_last_restart_used_up_closes_the_run_and_resume_ends_like_uninterrupted(
         jet_dataset, tmp_path, uninterrupted):
     """Rank 0 (it owns the MLflow run) killed mid-epoch: restarted from the last checkpoint in the same run. Killed
@@ -91,9 +107,12 @@ def test_rank0_killed_restarts_then_last_restart_used_up_closes_the_run_and_resu
           f"epochs lost {run.data.metrics['restart_epochs_lost']:.2f}")
 
 
-def test_rank1_of_two_killed_restarts_in_the_same_run(jet_dataset, tmp_path):
+def test_rank1_of_two_killed_restarts_in_the_same_run_and_ends_like_uninterrupted(jet_dataset, tmp_path,
+                                                                                 uninterrupted_two_workers):
+    """The automatic restart alone finishes the job (no --resume, no person): same MLflow run, every epoch once,
+    and (deterministic) the final figures of the undisturbed 2-worker run."""
     out = tmp_path / "run"
-    job = start_job(jet_dataset, out, "--np", "-2", "--epochs", "3")
+    job = start_job(jet_dataset, out, "--np", "-2", "--epochs", str(EPOCHS))
     status = wait_for_epoch(job, out, rank=1, epoch=1)
     kill_worker(job, status["pid"])
     stdout, stderr = job.communicate(timeout=600)
@@ -104,7 +123,8 @@ def test_rank1_of_two_killed_restarts_in_the_same_run(jet_dataset, tmp_path):
     client, run = _only_run(out)
     assert run.info.status == "FINISHED" and run.data.params["n_workers"] == "2"
     assert run.data.metrics["restarts"] == 1
-    assert sorted({m.step for m in client.get_metric_history(run.info.run_id, "loss")}) == [0, 1, 2]
+    assert sorted({m.step for m in client.get_metric_history(run.info.run_id, "loss")}) == list(range(EPOCHS))
+    assert _finals(run) and _finals(run) == pytest.approx(_finals(uninterrupted_two_workers), rel=1e-4, abs=1e-5)
 
 
 def test_tf_distribute_worker_killed_restarts_in_the_same_run(jet_dataset, tmp_path):

@@ -245,3 +245,23 @@ def test_write_new_never_replaces_without_overwrite(tmp_path):
     assert path.read_text() == "a: 1\n"
     write_new(path, "a: 3\n", overwrite=True)
     assert path.read_text() == "a: 3\n" and [p.name for p in path.parent.iterdir()] == ["best.yaml"]
+
+
+def test_logged_and_written_configs_mask_tracking_credentials():
+    """base_config.yaml (logged to the parent run) and best.yaml / --write-conf (logged, and maybe committed) are
+    records: a run.tracking_uri with credentials is masked in both, and best.yaml says so and still loads."""
+    from ucluster.config import config_from_dict
+    from ucluster.tune.tuner import _best_yaml, config_yaml
+
+    secret = "s3cr3t-t0ken"
+    cfg = load_config(None, {"run.tracking_uri": f"https://alice:{secret}@mlflow.example.com/x"})
+    base = config_yaml(cfg)
+    assert secret not in base and "alice" not in base
+    assert yaml.safe_load(base)["run"]["tracking_uri"] == "https://***@mlflow.example.com/x"
+    best = {"number": 3, "epochs": 3, "run_id": "abc", "val_cluster_acc": 0.5}
+    text = _best_yaml(cfg, best, "study", "parent")
+    assert secret not in text and "alice" not in text and "credentials masked" in text
+    assert config_from_dict(yaml.safe_load(text)).run.tracking_uri == "https://***@mlflow.example.com/x"
+    plain = load_config(None, {"run.tracking_uri": "http://127.0.0.1:5000"})
+    assert "credentials masked" not in _best_yaml(plain, best, "study", "parent")
+    assert yaml.safe_load(_best_yaml(plain, best, "study", "parent"))["run"]["tracking_uri"] == "http://127.0.0.1:5000"

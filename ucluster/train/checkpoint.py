@@ -13,7 +13,8 @@ needs to continue exactly where the last epoch ended:
   rank, so the next epoch number is the shuffle position).
 
 A checkpoint written for another configuration or another dataset is refused with one line
-(:func:`check_compatible`).
+(:func:`check_compatible`); one that cannot be read raises :class:`CheckpointError`, a one-line message naming
+the file.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from __future__ import annotations
 import hashlib
 import io
 import json
+import zipfile
 from pathlib import Path
 
 import numpy as np
@@ -29,6 +31,12 @@ from ucluster.atomic import atomic_write_bytes
 
 CHECKPOINT = "checkpoint.npz"
 FORMAT = 2  # 2: config hash, dataset fingerprint and the best weights inside the checkpoint
+
+
+class CheckpointError(ValueError):
+    """A checkpoint file that cannot be read or does not fit the model (one line naming the file). A ValueError,
+    so callers that probe a checkpoint (the model source) keep treating it as "no usable checkpoint"; its name is
+    in :data:`ucluster.train.faults.FATAL`: a restart would read the same file and fail the same way."""
 
 
 def checkpoint_path(output_dir: str | Path) -> Path:
@@ -93,7 +101,7 @@ def save_weights(output_dir: str | Path, name: str, weights: list[np.ndarray]) -
 def read_weights(output_dir: str | Path, name: str) -> list[np.ndarray]:
     path = checkpoint_path(output_dir).with_name(f"{name}.weights.npz")
     if not path.is_file():
-        raise ValueError(f"{path}: the weights named in the checkpoint are missing")
+        raise CheckpointError(f"{path}: the weights named in the checkpoint are missing")
     with np.load(path) as data:
         return [data[f"arr_{i}"] for i in range(len(data.files))]
 
@@ -109,20 +117,40 @@ def read_best_weights(output_dir: str | Path) -> list[np.ndarray]:
     return read_weights(output_dir, "best")
 
 
+def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
+    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return CheckpointError(f"{path}: unreadable checkpoint ({why[:200]})")
+
+
 def _open(path: Path):
     try:
-        return np.load(path)
-    except (OSError, ValueError, EOFError) as exc:
-        raise ValueError(f"{path}: unreadable checkpoint ({str(exc).splitlines()[0] if str(exc) else exc!r})") \
-            from None
+        data = np.load(path)
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise _unreadable(path, exc) from None
+    if not hasattr(data, "files"):  # a lone .npy array, not a checkpoint archive
+        raise CheckpointError(f"{path}: unreadable checkpoint (a single array, not a checkpoint archive)")
+    return data
+
+
+def _state(path: Path, data) -> dict:
+    """The JSON training state inside an open checkpoint; a missing or garbled one names the file."""
+    try:
+        state = json.loads(data["state"].tobytes().decode())
+    except (KeyError, ValueError, OSError, EOFError, zipfile.BadZipFile) as exc:  # a missing or corrupt member
+        raise _unreadable(path, exc) from None
+    if not isinstance(state, dict):
+        raise CheckpointError(f"{path}: unreadable checkpoint (its state is not a mapping)")
+    return state
 
 
 def read_state(output_dir: str | Path) -> dict | None:
+    """The training state of the checkpoint in ``output_dir`` (None: no checkpoint); raises
+    :class:`CheckpointError` for a file that is there but cannot be read."""
     path = checkpoint_path(output_dir)
     if not path.is_file():
         return None
     with _open(path) as data:
-        return json.loads(data["state"].tobytes().decode())
+        return _state(path, data)
 
 
 def restore_checkpoint(output_dir: str | Path, model, optimizer) -> dict:
@@ -132,12 +160,12 @@ def restore_checkpoint(output_dir: str | Path, model, optimizer) -> dict:
         model_keys = sorted(k for k in data.files if k.startswith("model_"))
         optim_keys = sorted(k for k in data.files if k.startswith("optim_"))
         if len(model_keys) != len(model.variables) or len(optim_keys) != len(optimizer.variables):
-            raise ValueError(f"{path}: checkpoint does not match the model built from this configuration")
+            raise CheckpointError(f"{path}: checkpoint does not match the model built from this configuration")
         for key, var in zip(model_keys, model.variables, strict=True):
             var.assign(data[key])
         for key, var in zip(optim_keys, optimizer.variables, strict=True):
             var.assign(data[key])
-        return json.loads(data["state"].tobytes().decode())
+        return _state(path, data)
 
 
 def check_compatible(path: str | Path, state: dict, flat: dict, data_path: str) -> str | None:

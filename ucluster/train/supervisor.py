@@ -56,11 +56,12 @@ class DriverRun:
         except Exception as exc:  # noqa: BLE001 - the store may be down; the job's outcome does not depend on it
             print(f"warning: could not record in MLflow ({first_line(exc)})", file=sys.stderr, flush=True)
 
-    def record_restart(self, n: int, line: str, epochs_lost: float) -> None:
+    def record_restart(self, n: int, line: str, epochs_lost: float | None) -> None:
         self._safe(self.client.set_tag, self.run_id, f"ucluster.restart.{n}", line)
         self._safe(self.client.log_metric, self.run_id, "restarts", n, int(time.time() * 1000), n)
-        self._safe(self.client.log_metric, self.run_id, "restart_epochs_lost", epochs_lost,
-                   int(time.time() * 1000), n)
+        if epochs_lost is not None:  # unknown: no figure rather than a made-up one
+            self._safe(self.client.log_metric, self.run_id, "restart_epochs_lost", epochs_lost,
+                       int(time.time() * 1000), n)
 
     def close(self, status: str, line: str) -> None:
         self._safe(self.client.set_tag, self.run_id, "ucluster.failure", line)
@@ -75,14 +76,17 @@ class DriverRun:
             pass
 
 
-def _epochs_lost(output_dir: str, attempt: int, failure_time: float) -> float:
-    """Fraction of an epoch of work lost: time spent in the interrupted epoch over the length of the one
-    before (1.0 when unknown). Checkpoints are written after every epoch, so it never exceeds 1."""
+def _epochs_lost(output_dir: str, attempt: int, failure_time: float) -> float | None:
+    """Epochs of work lost: time spent in the interrupted epoch over the length of the one before (None when
+    unknown: rank 0 had not finished an epoch in this attempt).
+
+    Not capped: it is the figure the "at most one epoch lost" promise is checked against (a checkpoint write that
+    fails, or an epoch much slower than the one before, shows as more than 1)."""
     status = read_statuses(output_dir, attempt).get(0) or {}
     started, wall = status.get("epoch_started"), status.get("last_epoch_wall")
     if not started or not wall:
-        return 1.0
-    return float(min(1.0, max(0.0, (failure_time - started) / wall)))
+        return None
+    return float(max(0.0, (failure_time - started) / wall))
 
 
 def _resume_point(output_dir: str, run_id: str) -> tuple[bool, str]:

@@ -79,7 +79,12 @@ def preflight(cfg: Config, n_workers: int) -> dict:
     if counts["test"] == 0:
         raise TrainingError(f"{cfg.data.path}: no test jets pass the selection (classes {cfg.data.classes}, "
                             f"mass {cfg.data.mass_min}-{cfg.data.mass_max} GeV)")
-    state = ckpt.read_state(cfg.run.output_dir)
+    try:
+        state = ckpt.read_state(cfg.run.output_dir)
+    except ckpt.CheckpointError as exc:  # before any worker starts: one line naming the file, and what to do
+        action = "--resume cannot continue from it" if cfg.run.resume else "it is in the way of a new run"
+        raise TrainingError(f"{exc}; {action}: restore the file, or remove it to start over, or choose "
+                            "another --out") from None
     if cfg.run.resume and state is None:
         raise TrainingError(f"--resume: no checkpoint in {cfg.run.output_dir}")
     if not cfg.run.resume and state is not None and not state.get("finished"):

@@ -22,6 +22,7 @@ import yaml
 
 from ucluster.atomic import atomic_create, atomic_write_bytes
 from ucluster.config import Config, ConfigError, RunConfig, config_from_dict
+from ucluster.redact import has_credentials, redact_config_dict
 from ucluster.tune.halving import promotable, rung_budgets
 from ucluster.tune.space import SearchSpace
 from ucluster.tune.trial import OBJECTIVE, REPORTED, run_trial_task
@@ -188,7 +189,7 @@ def tune(base: Config, space: SearchSpace, opts: TuneOptions, spark=None,
         mlflow.log_params({"tune.trials": opts.trials, "tune.parallel": parallel, "tune.rungs": opts.rungs,
                            "tune.reduction_factor": opts.reduction_factor, "tune.epochs": epochs,
                            "tune.study": opts.study_name, "tune.space": space.source, "tune.objective": OBJECTIVE})
-        mlflow.log_text(base.to_yaml(), "base_config.yaml")
+        mlflow.log_text(config_yaml(base), "base_config.yaml")
         mlflow.log_text(yaml.safe_dump({"params": {p.name: _param_dict(p) for p in space.params}}, sort_keys=False),
                         "search_space.yaml")
         search = _Search(study, space, opts, base, out, parent_id, uri, client, threads, echo)
@@ -266,7 +267,8 @@ class _Search:
         cfg = _with_threads(cfg, self.threads)
         budgets = rung_budgets(cfg.train.epochs, cfg.train.pretrain_epochs, self.opts.rungs, self.opts.reduction_factor)
         trial.set_user_attr("overrides", overrides)
-        trial.set_user_attr("config", cfg.to_dict())  # full budget; best.yaml swaps in the base run section
+        # full budget; best.yaml swaps in the base run section. Redacted: the study storage is a record too.
+        trial.set_user_attr("config", redact_config_dict(cfg.to_dict()))
         trial.set_user_attr("budgets", budgets)
         return _Trial(trial, cfg, overrides, budgets)
 
@@ -378,12 +380,21 @@ def format_table(rows: list[dict[str, Any]], best: int | None = None) -> str:
     return "\n".join(lines)
 
 
+def config_yaml(cfg: Config) -> str:
+    """``cfg`` as YAML with the credentials of ``run.tracking_uri`` masked: every config the tuner logs to MLflow
+    or writes (best.yaml, --write-conf, which may well be committed) is a record that must not hold a secret."""
+    return yaml.safe_dump(redact_config_dict(cfg.to_dict()), sort_keys=False)
+
+
 def _best_yaml(cfg: Config, best: dict[str, Any], study_name: str, parent_id: str) -> str:
+    masked = ("# run.tracking_uri: credentials masked (***); give them again, or set MLFLOW_TRACKING_URI, to train "
+              "with it.\n" if has_credentials(cfg.run.tracking_uri) else "")
     scores = ", ".join(f"{k} {best[k]:.4f}" for k in (OBJECTIVE, "test_cluster_acc", "test_nmi", "test_ari")
                        if isinstance(best.get(k), float))
     return (f"# Best configuration of Optuna study '{study_name}' (jobs/tune.py): trial {best['number']},\n"
             f"# {scores} after {best['epochs']} epochs.\n"
-            f"# MLflow: trial run {best['run_id']}, nested under tuning run {parent_id}.\n" + cfg.to_yaml())
+            f"# MLflow: trial run {best['run_id']}, nested under tuning run {parent_id}.\n" + masked
+            + config_yaml(cfg))
 
 
 def write_new(path: str | Path, text: str, overwrite: bool = False) -> Path:
