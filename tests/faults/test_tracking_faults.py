@@ -8,7 +8,7 @@ import sys
 
 from mlflow.tracking import MlflowClient
 
-from tests.faults.conftest import REPO, free_port, job_env, start_job, wait_for_epoch
+from tests.faults.conftest import REPO, free_port, job_env, kill_worker, start_job, wait_for_epoch
 from ucluster.redact import redact_text
 
 SECRET = "s3cr3t-t0ken"
@@ -76,3 +76,31 @@ def test_server_lost_mid_run_training_continues_and_metrics_are_replayed(jet_dat
                                  if p.is_file() and p.suffix in (".log", ".json", ".jsonl", ".replayed", ".npz"))]
     assert all(SECRET not in r for r in records)
     assert SECRET not in str(run.data.params) + str(run.data.tags)
+
+
+def test_worker_lost_while_the_server_is_down_restarts_without_the_store(jet_dataset, tmp_path, mlflow_server):
+    """A worker dies while MLflow is down: the relaunched rank 0 cannot reopen the run in the store, so it goes on
+    into the local buffer instead of failing every restart; the replay then completes the same run."""
+    out = tmp_path / "run"
+    epochs = 4
+    job = start_job(jet_dataset, out, "--np", "-2", "--epochs", str(epochs), "--run.tracking_uri", mlflow_server.url)
+    wait_for_epoch(job, out, rank=0, epoch=1)
+    mlflow_server.stop()
+    status = wait_for_epoch(job, out, rank=1, epoch=2)
+    kill_worker(job, status["pid"])
+    stdout, stderr = job.communicate(timeout=600)
+    assert job.returncode == 0, stderr[-3000:]
+    assert f"warning: worker 1 exited with signal 9 (killed) during epoch {status['epoch'] + 1}; restarted from" \
+        in stderr, stderr[-3000:]
+    assert "giving up" not in stderr and (out / "model.keras").is_file()
+    buffers = sorted((out / "mlflow-fallback").glob("*.jsonl"))
+    assert len(buffers) == 1 and "is unreachable" in stdout
+    run_id = buffers[0].stem
+    mlflow_server.start()
+    proc = subprocess.run([sys.executable, "-m", "ucluster.train.fallback", "--out", str(out), "--tracking-uri",
+                           mlflow_server.url], cwd=REPO, env=job_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    run = client.get_run(run_id)
+    assert run.info.status == "FINISHED" and "final_test_cluster_acc" in run.data.metrics
+    assert sorted({m.step for m in client.get_metric_history(run_id, "loss")}) == list(range(epochs))

@@ -55,17 +55,21 @@ class MetricsFallback:
                 replay(self.path, self.run_id, None)
             send(metrics, step)
         except Exception as exc:  # noqa: BLE001 - any failure to record must not stop training
-            self.last_try = time.time()
-            if self.down_since is None:
-                self.down_since = self.last_try
-                print(f"warning: MLflow at {self.uri} is unreachable ({_first_line(exc)}); training continues and "
-                      f"metrics are buffered in {self.path} (replayed when it is back, or run: python -m "
-                      f"ucluster.train.fallback --out {self.output_dir})", flush=True)  # stdout reaches the console
+            self.mark_down(exc)
             self._append(record)
             return
         if self.down_since is not None:
             print(f"MLflow at {self.uri} answers again: buffered metrics replayed into run {self.run_id}", flush=True)
             self.down_since = None
+
+    def mark_down(self, exc: BaseException) -> None:
+        """The store did not answer: buffer until ``RETRY_S`` has passed; tell the user once, with the path."""
+        self.last_try = time.time()
+        if self.down_since is None:
+            self.down_since = self.last_try
+            print(f"warning: MLflow at {self.uri} is unreachable ({_first_line(exc)}); training continues and "
+                  f"metrics are buffered in {self.path} (replayed when it is back, or run: python -m "
+                  f"ucluster.train.fallback --out {self.output_dir})", flush=True)  # stdout reaches the console
 
     def pending_finish(self, final: dict, model_path: str) -> None:
         """The run could not be ended in MLflow: keep the final figures so that the replay can end it."""

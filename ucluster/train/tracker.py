@@ -33,12 +33,23 @@ class MLflowTracker:
         from ucluster.tracking import setup_mlflow
 
         self.cfg = cfg
-        setup_mlflow(cfg.run.output_dir, cfg.run.experiment, cfg.run.tracking_uri)
-        # A new run may be a child (a tuning trial); a resumed run keeps the tags it was created with.
         self.meta = meta
+        # A new run may be a child (a tuning trial); a resumed run keeps the tags it was created with.
         tags = {"mlflow.parentRunId": cfg.run.parent_run_id} if cfg.run.parent_run_id and run_id is None else None
-        run = mlflow.start_run(run_id=run_id, run_name=cfg.run.run_name or None, tags=tags)
-        self.run_id = run.info.run_id
+        try:
+            setup_mlflow(cfg.run.output_dir, cfg.run.experiment, cfg.run.tracking_uri)  # sets the URI first
+            run = mlflow.start_run(run_id=run_id, run_name=cfg.run.run_name or None, tags=tags)
+        except Exception as exc:
+            if run_id is None:  # a new run needs the store (the driver checked it before any worker started)
+                raise
+            # Relaunched after a lost worker while the store is down: the run and its params exist, so training
+            # goes on and its metrics wait in the fallback, as they do for an outage mid-run; the run is reopened
+            # at the first call that reaches the store again.
+            self.run_id, self.offline = run_id, True
+            self.fallback = MetricsFallback(cfg.run.output_dir, run_id, mlflow.get_tracking_uri())
+            self.fallback.mark_down(exc)
+            return
+        self.run_id, self.offline = run.info.run_id, False
         self.fallback = MetricsFallback(cfg.run.output_dir, self.run_id, mlflow.get_tracking_uri())
         if not run.data.params:  # a new run (the driver may have created it): params once; never credentials
             flat = {k: (",".join(map(str, v)) if isinstance(v, list) else v)
@@ -57,7 +68,19 @@ class MLflowTracker:
         """Metrics of one step; buffered locally while the store is unreachable (training goes on)."""
         import mlflow
 
-        self.fallback.log(_finite(metrics), step, lambda m, s: mlflow.log_metrics(m, step=s))
+        def send(values: dict, at: int) -> None:
+            self._reopen()
+            mlflow.log_metrics(values, step=at)
+
+        self.fallback.log(_finite(metrics), step, send)
+
+    def _reopen(self) -> None:
+        """Make the run active again after a start while the store was down (raises while it still is)."""
+        import mlflow
+
+        if self.offline:
+            mlflow.start_run(run_id=self.run_id)
+            self.offline = False
 
     def log_epoch(self, epoch: int, metrics: dict) -> None:
         self.log_metrics(metrics, epoch)
@@ -76,6 +99,7 @@ class MLflowTracker:
 
         from ucluster.plots import confusion_matrix_plot, per_cluster_histograms
 
+        self._reopen()  # still down: the caller keeps the end of the run in the fallback
         names = list(self.cfg.data.classes)
         k = self.cfg.model.n_clusters
         table = M.contingency(sample["cluster"], sample["label"], k, len(names))
