@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import signal
 import time
 
 import pytest
@@ -166,3 +167,19 @@ def test_resume_refuses_another_config_or_dataset(jet_dataset, tmp_path, uninter
     with pytest.raises(TrainingError, match=r"was written for dataset .* is a different dataset") as info:
         preflight(load_config(None, {**base, "data.path": str(other)}), 1)
     assert "\n" not in str(info.value)
+
+
+def test_driver_terminated_ends_the_run_killed_without_a_restart(jet_dataset, tmp_path):
+    """SIGTERM to the driver (a cancelled job, a preempted notebook): no restart, one line, the run KILLED."""
+    out = tmp_path / "run"
+    job = start_job(jet_dataset, out, "--np", "-2", "--epochs", str(EPOCHS))
+    wait_for_epoch(job, out, rank=0, epoch=1)
+    job.send_signal(signal.SIGTERM)  # the job process this test started, by its own PID
+    stdout, stderr = job.communicate(timeout=300)
+    assert job.returncode != 0
+    last = stderr.strip().splitlines()[-1]
+    assert last.startswith("error: training interrupted; resume with --resume (log: "), stderr[-3000:]
+    assert "restarted from" not in stderr and "Traceback" not in stderr
+    _, run = _only_run(out)
+    assert run.info.status == "KILLED" and run.data.tags["ucluster.failure"] == "training interrupted; resume with " \
+        "--resume"
