@@ -91,7 +91,11 @@ def test_rank0_killed_restarts_then_last_restart_used_up_closes_the_run_and_resu
     _, run = _only_run(out)
     assert run.info.status == "FAILED" and run.data.tags["ucluster.failure"] in last
     assert run.data.tags["ucluster.restart.1"] == lines[0].removeprefix("warning: ")
-    assert run.data.metrics["restarts"] == 1 and 0 <= run.data.metrics["restart_epochs_lost"] <= 1
+    # At most one epoch lost is structural: the relaunch resumed from the checkpoint written at the end of the
+    # epoch before the lost one (the line above). restart_epochs_lost is a timing estimate (kill noticed by the
+    # driver - epoch start, over the previous epoch's length), so it is only checked to be recorded: on a loaded
+    # machine the time to notice the failure alone can exceed a tiny epoch (measured 1.17 once in a full suite).
+    assert run.data.metrics["restarts"] == 1 and run.data.metrics["restart_epochs_lost"] >= 0
     recovery = run.data.metrics["restart_recovery_seconds"]  # logged by the relaunched worker, once restored
     assert 0 < recovery < time.time() - killed_at
     # and --resume continues it in the same run, to the end

@@ -80,8 +80,9 @@ def _epochs_lost(output_dir: str, attempt: int, failure_time: float) -> float | 
     """Epochs of work lost: time spent in the interrupted epoch over the length of the one before (None when
     unknown: rank 0 had not finished an epoch in this attempt).
 
-    Not capped: it is the figure the "at most one epoch lost" promise is checked against (a checkpoint write that
-    fails, or an epoch much slower than the one before, shows as more than 1)."""
+    An upper bound, not capped: the failure time is when the driver noticed the failure, so the seconds the launcher
+    took to notice count as lost work too (on tiny epochs that alone can exceed 1). What bounds the real loss to one
+    epoch is structural: every epoch ends with a checkpoint, and the relaunch resumes from the last one."""
     status = read_statuses(output_dir, attempt).get(0) or {}
     started, wall = status.get("epoch_started"), status.get("last_epoch_wall")
     if not started or not wall:
