@@ -60,11 +60,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     if args.print_config:  # credentials in run.tracking_uri masked: consoles end up in CI logs and tickets
-        import yaml
-
-        from ucluster.redact import redact_config_dict
-
-        print(yaml.safe_dump(redact_config_dict(cfg.to_dict()), sort_keys=False))
+        print(cfg.to_yaml(redacted=True))
         return 0
     if cfg.run.engine == "jax":  # the Keras backend is fixed when keras is first imported
         os.environ["KERAS_BACKEND"] = "jax"

@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     classes = list(base.data.classes)
     spark = get_spark("ucluster-quality-study", args.master) if base.run.np > 0 else None
     parent = mlflow.start_run(run_name="quality-study")
-    mlflow.log_text(base.to_yaml(), "config.yaml")
+    mlflow.log_text(base.to_yaml(redacted=True), "config.yaml")
     mlflow.log_params({"seeds": args.seeds, "dataset": base.data.path})
     mlflow.end_run()  # children are started by other processes (the Horovod workers): leave the parent closed
     base = dataclasses.replace(base, run=dataclasses.replace(base.run, experiment=experiment))

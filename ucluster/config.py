@@ -162,8 +162,14 @@ class Config:
         """``{"train.lr": 0.001, ...}``: the form logged as MLflow parameters."""
         return {f"{s}.{k}": v for s, sec in self.to_dict().items() for k, v in sec.items()}
 
-    def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+    def to_yaml(self, redacted: bool = False) -> str:
+        """The config as YAML; ``redacted`` masks the credentials of ``run.tracking_uri``, for every copy that is a
+        record (a console, a logged config.yaml, best.yaml) rather than what a training reads."""
+        if not redacted:
+            return yaml.safe_dump(self.to_dict(), sort_keys=False)
+        from ucluster.redact import redact_config_dict
+
+        return yaml.safe_dump(redact_config_dict(self.to_dict()), sort_keys=False)
 
 
 def _sections() -> dict[str, type]:

@@ -251,11 +251,11 @@ def test_logged_and_written_configs_mask_tracking_credentials():
     """base_config.yaml (logged to the parent run) and best.yaml / --write-conf (logged, and maybe committed) are
     records: a run.tracking_uri with credentials is masked in both, and best.yaml says so and still loads."""
     from ucluster.config import config_from_dict
-    from ucluster.tune.tuner import _best_yaml, config_yaml
+    from ucluster.tune.tuner import _best_yaml
 
     secret = "s3cr3t-t0ken"
     cfg = load_config(None, {"run.tracking_uri": f"https://alice:{secret}@mlflow.example.com/x"})
-    base = config_yaml(cfg)
+    base = cfg.to_yaml(redacted=True)  # what the tuner logs as base_config.yaml
     assert secret not in base and "alice" not in base
     assert yaml.safe_load(base)["run"]["tracking_uri"] == "https://***@mlflow.example.com/x"
     best = {"number": 3, "epochs": 3, "run_id": "abc", "val_cluster_acc": 0.5}

@@ -13,7 +13,6 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
-import yaml
 
 from ucluster.config import Config, config_from_dict
 from ucluster.data import schema as S
@@ -62,7 +61,7 @@ class MLflowTracker:
             mlflow.log_params(flat)
             mlflow.set_tags({"ucluster.phase_schedule": f"pretrain {cfg.train.pretrain_epochs} / "
                              f"total {cfg.train.epochs} epochs", "ucluster.dataset": str(cfg.data.path)})
-            mlflow.log_text(yaml.safe_dump(redact_config_dict(cfg.to_dict()), sort_keys=False), "config.yaml")
+            mlflow.log_text(cfg.to_yaml(redacted=True), "config.yaml")
 
     def log_metrics(self, metrics: dict, step: int) -> None:
         """Metrics of one step; buffered locally while the store is unreachable (training goes on)."""

@@ -189,7 +189,7 @@ def tune(base: Config, space: SearchSpace, opts: TuneOptions, spark=None,
         mlflow.log_params({"tune.trials": opts.trials, "tune.parallel": parallel, "tune.rungs": opts.rungs,
                            "tune.reduction_factor": opts.reduction_factor, "tune.epochs": epochs,
                            "tune.study": opts.study_name, "tune.space": space.source, "tune.objective": OBJECTIVE})
-        mlflow.log_text(config_yaml(base), "base_config.yaml")
+        mlflow.log_text(base.to_yaml(redacted=True), "base_config.yaml")  # a record: no credentials
         mlflow.log_text(yaml.safe_dump({"params": {p.name: _param_dict(p) for p in space.params}}, sort_keys=False),
                         "search_space.yaml")
         search = _Search(study, space, opts, base, out, parent_id, uri, client, threads, echo)
@@ -380,12 +380,6 @@ def format_table(rows: list[dict[str, Any]], best: int | None = None) -> str:
     return "\n".join(lines)
 
 
-def config_yaml(cfg: Config) -> str:
-    """``cfg`` as YAML with the credentials of ``run.tracking_uri`` masked: every config the tuner logs to MLflow
-    or writes (best.yaml, --write-conf, which may well be committed) is a record that must not hold a secret."""
-    return yaml.safe_dump(redact_config_dict(cfg.to_dict()), sort_keys=False)
-
-
 def _best_yaml(cfg: Config, best: dict[str, Any], study_name: str, parent_id: str) -> str:
     masked = ("# run.tracking_uri: credentials masked (***); give them again, or set MLFLOW_TRACKING_URI, to train "
               "with it.\n" if has_credentials(cfg.run.tracking_uri) else "")
@@ -394,7 +388,7 @@ def _best_yaml(cfg: Config, best: dict[str, Any], study_name: str, parent_id: st
     return (f"# Best configuration of Optuna study '{study_name}' (jobs/tune.py): trial {best['number']},\n"
             f"# {scores} after {best['epochs']} epochs.\n"
             f"# MLflow: trial run {best['run_id']}, nested under tuning run {parent_id}.\n" + masked
-            + config_yaml(cfg))
+            + cfg.to_yaml(redacted=True))  # best.yaml may well be committed
 
 
 def write_new(path: str | Path, text: str, overwrite: bool = False) -> Path:
