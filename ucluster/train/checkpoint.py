@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ucluster.atomic import atomic_write_bytes
+from ucluster.train.faults import first_line
 
 CHECKPOINT = "checkpoint.npz"
 FORMAT = 2  # 2: config hash, dataset fingerprint and the best weights inside the checkpoint
@@ -118,8 +119,7 @@ def read_best_weights(output_dir: str | Path) -> list[np.ndarray]:
 
 
 def _unreadable(path: Path, exc: BaseException) -> CheckpointError:
-    why = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return CheckpointError(f"{path}: unreadable checkpoint ({why[:200]})")
+    return CheckpointError(f"{path}: unreadable checkpoint ({first_line(exc)[:200]})")
 
 
 def _open(path: Path):

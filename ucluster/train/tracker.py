@@ -35,21 +35,22 @@ class MLflowTracker:
         self.meta = meta
         # A new run may be a child (a tuning trial); a resumed run keeps the tags it was created with.
         tags = {"mlflow.parentRunId": cfg.run.parent_run_id} if cfg.run.parent_run_id and run_id is None else None
+        run, down = None, None
         try:
             setup_mlflow(cfg.run.output_dir, cfg.run.experiment, cfg.run.tracking_uri)  # sets the URI first
             run = mlflow.start_run(run_id=run_id, run_name=cfg.run.run_name or None, tags=tags)
         except Exception as exc:
             if run_id is None:  # a new run needs the store (the driver checked it before any worker started)
                 raise
+            down = exc
+        self.run_id, self.offline = (run.info.run_id if run else run_id), run is None
+        self.fallback = MetricsFallback(cfg.run.output_dir, self.run_id, mlflow.get_tracking_uri())
+        if run is None:
             # Relaunched after a lost worker while the store is down: the run and its params exist, so training
             # goes on and its metrics wait in the fallback, as they do for an outage mid-run; the run is reopened
             # at the first call that reaches the store again.
-            self.run_id, self.offline = run_id, True
-            self.fallback = MetricsFallback(cfg.run.output_dir, run_id, mlflow.get_tracking_uri())
-            self.fallback.mark_down(exc)
+            self.fallback.mark_down(down)
             return
-        self.run_id, self.offline = run.info.run_id, False
-        self.fallback = MetricsFallback(cfg.run.output_dir, self.run_id, mlflow.get_tracking_uri())
         if not run.data.params:  # a new run (the driver may have created it): params once; never credentials
             flat = {k: (",".join(map(str, v)) if isinstance(v, list) else v)
                     for k, v in config_from_dict(redact_config_dict(cfg.to_dict())).flat().items()}
