@@ -43,6 +43,16 @@ def test_tracking_server_down_at_start_fails_before_training(jet_dataset, tmp_pa
     assert not (out / "logs" / "workers").exists()  # no worker ever started
 
 
+def _replay_after_restart(out, mlflow_server, run_id: str):
+    """Start the server again (same store), replay the job's buffer with the fallback tool; (client, run)."""
+    mlflow_server.start()
+    proc = subprocess.run([sys.executable, "-m", "ucluster.train.fallback", "--out", str(out), "--tracking-uri",
+                           mlflow_server.url], cwd=REPO, env=job_env(), capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    client = MlflowClient(tracking_uri=mlflow_server.url)
+    return client, client.get_run(run_id)
+
+
 def test_server_lost_mid_run_training_continues_and_metrics_are_replayed(jet_dataset, tmp_path, mlflow_server):
     out = tmp_path / "run"
     uri = mlflow_server.url.replace("http://", f"http://alice:{SECRET}@")
@@ -59,12 +69,7 @@ def test_server_lost_mid_run_training_continues_and_metrics_are_replayed(jet_dat
     assert warnings and str(buffers[0]) in warnings[0] and "python -m ucluster.train.fallback" in warnings[0]
     run_id = buffers[0].stem
     # the server comes back (same store): the buffered epochs and the end of the run are replayed
-    mlflow_server.start()
-    proc = subprocess.run([sys.executable, "-m", "ucluster.train.fallback", "--out", str(out), "--tracking-uri",
-                           mlflow_server.url], cwd=REPO, env=job_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri=mlflow_server.url)
-    run = client.get_run(run_id)
+    client, run = _replay_after_restart(out, mlflow_server, run_id)
     assert run.info.status == "FINISHED"
     assert sorted({m.step for m in client.get_metric_history(run_id, "loss")}) == list(range(epochs))
     assert "final_test_cluster_acc" in run.data.metrics
@@ -96,11 +101,6 @@ def test_worker_lost_while_the_server_is_down_restarts_without_the_store(jet_dat
     buffers = sorted((out / "mlflow-fallback").glob("*.jsonl"))
     assert len(buffers) == 1 and "is unreachable" in stdout
     run_id = buffers[0].stem
-    mlflow_server.start()
-    proc = subprocess.run([sys.executable, "-m", "ucluster.train.fallback", "--out", str(out), "--tracking-uri",
-                           mlflow_server.url], cwd=REPO, env=job_env(), capture_output=True, text=True, timeout=300)
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    client = MlflowClient(tracking_uri=mlflow_server.url)
-    run = client.get_run(run_id)
+    client, run = _replay_after_restart(out, mlflow_server, run_id)
     assert run.info.status == "FINISHED" and "final_test_cluster_acc" in run.data.metrics
     assert sorted({m.step for m in client.get_metric_history(run_id, "loss")}) == list(range(epochs))
