@@ -8,6 +8,7 @@ injected signal fraction, thinned by the converter's key rule), the one training
     KERAS_BACKEND=jax python -m studies.anomaly_gpu simulate --out /tmp/h5 --qcd 104000 --wprime 2000
     python -m studies.anomaly_gpu convert --h5 /tmp/h5 --fraction 0.01 --out /tmp/ev1.parquet
     KERAS_BACKEND=jax python -m studies.anomaly_gpu train --data /tmp/ev1.parquet --seeds 1,2,3 --json a.json
+    python -m studies.anomaly_gpu baseline --data /tmp/ev1.parquet --clusters 16,32,64
 
 ``train`` prints one ``ANOMALY`` line per seed and split: the most enriched cluster's signal fraction against
 the input fraction, its S/sqrt(B) and the background m_jj sculpting there, as in docs/anomaly.md.
@@ -138,6 +139,39 @@ def train(args: argparse.Namespace) -> dict:
     return out
 
 
+def baseline(data: str, clusters: list[int], seeds: int, json_out: str) -> dict:
+    """The k-means baseline on (m_j1, m_j2, tau21 x 2) of the training events at several k, and the quantiles of
+    the jet masses over all training events (what a physicist would look at to choose the target's mass range
+    without labels)."""
+    import pyarrow.parquet as pq
+
+    from ucluster.data import schema as S
+    from ucluster.inference.anomaly import anomaly_report, kmeans_baseline
+
+    t = pq.read_table(S.split_files(data, "train"),
+                      columns=["label", S.MJJ, S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2]).to_pydict()
+    a = {k: np.asarray(v) for k, v in t.items()}
+    qs = [0.5, 0.9, 0.99, 0.999]
+    out: dict = {"quantiles": {v: dict(zip(map(str, qs), np.quantile(a[v], qs).tolist(), strict=True))
+                               for v in (S.M_J1, S.M_J2)}, "baseline": []}
+    print(f"QUANTILES {json.dumps(out['quantiles'])}", flush=True)
+    for k in clusters:
+        for seed in range(seeds):
+            c = kmeans_baseline(a[S.M_J1], a[S.M_J2], a[S.TAU21_J1], a[S.TAU21_J2], k, seed=seed)
+            rep = anomaly_report(c, a["label"], a[S.MJJ], k)
+            best = rep.clusters[rep.enriched_cluster]
+            out["baseline"].append({"k": k, "seed": seed, "input_fraction": rep.input_signal_fraction,
+                                    "enriched_fraction": rep.enriched_signal_fraction,
+                                    "enriched_events": best["events"], "enriched_signal": best["signal"],
+                                    "s_over_sqrt_b": best["s_over_sqrt_b"], "sculpting_js": rep.sculpting_js})
+            print(f"BASELINE k={k} seed{seed} train: input {rep.input_signal_fraction:.4f} -> enriched "
+                  f"{rep.enriched_signal_fraction:.4f} ({best['signal']}/{best['events']} events), S/sqrt(B) "
+                  f"{best['s_over_sqrt_b']:.2f}, JS {rep.sculpting_js:.4f}", flush=True)
+    if json_out:
+        Path(json_out).write_text(json.dumps(out, indent=1, default=float) + "\n")
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -163,11 +197,18 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--json", default="")
     t.add_argument("--baseline", action="store_true", help="also k-means on (m_j1, m_j2, tau21 x 2), same k")
     add_config_arguments(t)
+    b = sub.add_parser("baseline")
+    b.add_argument("--data", required=True)
+    b.add_argument("--clusters", default="16,32,64")
+    b.add_argument("--seeds", type=int, default=3)
+    b.add_argument("--json", default="")
     args = p.parse_args(argv)
     if args.cmd == "simulate":
         simulate(args.out, args.qcd, args.wprime, args.processes, args.events_per_task, args.seconds, args.signal)
     elif args.cmd == "convert":
         convert(args.h5, args.fraction, args.out, args.processes, args.max_particles)
+    elif args.cmd == "baseline":
+        baseline(args.data, [int(k) for k in args.clusters.split(",")], args.seeds, args.json)
     else:
         args.cfg__data__path = args.data
         train(args)

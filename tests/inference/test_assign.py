@@ -167,3 +167,41 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(spark, trained, jet_dat
         assert err.startswith("error: ") and expected in err and "\n" not in err, err
     _no_leftovers(out)
 
+
+
+def test_small_reads_are_planned_as_whole_waves_over_the_task_slots(spark, tmp_path):
+    """3 read tasks on 2 slots leave one slot idle for a third of the job: the job asks Spark for an even split,
+    and leaves larger reads, an already even split and a user's own setting alone."""
+    import pyarrow as pa
+
+    from ucluster.inference.assign import balanced_min_partitions
+
+    rng = np.random.default_rng(0)
+    for i in range(3):  # three files of ~100 kB, as a small converted dataset has a few files
+        pq.write_table(pa.table({"x": rng.random(12_000)}), tmp_path / f"part-{i}.parquet", row_group_size=1_000,
+                       compression="none")
+    size = (tmp_path / "part-0.parquet").stat().st_size
+    key, open_cost, max_bytes = ("spark.sql.files.minPartitionNum", "spark.sql.files.openCostInBytes",
+                                 "spark.sql.files.maxPartitionBytes")
+    spark.conf.set(open_cost, "1024")  # Spark's 4 MB would dominate files this small
+    df = spark.read.parquet(str(tmp_path))
+
+    def tasks() -> int:
+        return spark.read.parquet(str(tmp_path)).rdd.getNumPartitions()
+
+    try:
+        assert tasks() == 3
+        value = balanced_min_partitions(spark, df, 2)
+        assert value is not None
+        spark.conf.set(key, str(value))
+        assert tasks() % 2 == 0
+        assert balanced_min_partitions(spark, df, 2) is None  # the user's (here: our) setting stays
+        spark.conf.unset(key)
+        assert balanced_min_partitions(spark, df, 3) is None  # already a whole wave
+        assert balanced_min_partitions(spark, df, 1) is None
+        spark.conf.set(max_bytes, str(size // 3 + 1))
+        assert tasks() >= 8
+        assert balanced_min_partitions(spark, df, 2) is None  # 4 waves or more: the tail matters little
+    finally:
+        for k in (key, open_cost, max_bytes):
+            spark.conf.unset(k)

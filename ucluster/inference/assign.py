@@ -168,6 +168,32 @@ def spark_error(exc: BaseException) -> str:
     return (python[-1] if python else lines[0] if lines else type(exc).__name__)[:500]
 
 
+def balanced_min_partitions(spark, df, slots: int) -> int | None:
+    """A ``spark.sql.files.minPartitionNum`` that makes the read tasks of ``df`` (a file scan) a whole number of
+    waves over ``slots``, or None to keep Spark's own split.
+
+    Only a small dataset (fewer than 4 waves) is re-planned: there the last wave's idle slots cost most (3 tasks of
+    48 k jets on 2 slots took 6.6 s, 4 tasks 5.8 s; ``docs/benchmarks.md``). Planning lists files only (~0.1 s).
+    """
+    key = "spark.sql.files.minPartitionNum"
+
+    def planned(value: int | None) -> int:  # a new DataFrame each time: a DataFrame keeps its first physical plan
+        if value is None:
+            return df.select("*").rdd.getNumPartitions()
+        with _spark_conf(spark, key, str(value)):
+            return df.select("*").rdd.getNumPartitions()
+
+    if slots < 2 or spark.conf.get(key, None) is not None:  # one slot, or the user chose
+        return None
+    tasks = planned(None)
+    if tasks % slots == 0 or tasks >= 4 * slots:
+        return None
+    for value in range(slots * (tasks // slots + 1), 4 * slots + 1, slots):
+        if planned(value) % slots == 0:
+            return value
+    return None
+
+
 def model_struct_type(with_latent: bool):
     """The Spark type of the model's columns (the UDF's struct result)."""
     from pyspark.sql import types as T
@@ -241,9 +267,13 @@ def assign(spark, model: ModelSource | str, data: str | Path, out: str | Path, *
     t0 = time.perf_counter()
     try:
         with atomic_directory(out, overwrite=overwrite) as tmp:
-            # Bounded Arrow batches (memory). The partitioning is Spark's own (at least one split per task slot):
-            # forcing 4 per slot cost 11 % in studies/benchmark_assign (a fixed cost per task), batch size none.
-            with _spark_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size)):
+            # Bounded Arrow batches (memory). The partitioning is Spark's own (at least one split per task slot),
+            # made a whole number of waves for small data: forcing 4 splits per slot cost 11 % in
+            # studies/benchmark_assign (a fixed cost per task), batch size none.
+            balance = balanced_min_partitions(spark, df, sc.defaultParallelism)
+            with (_spark_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size)),
+                  _spark_conf(spark, "spark.sql.files.minPartitionNum", str(balance)) if balance
+                  else contextlib.nullcontext()):
                 sc.setJobDescription(f"ucluster: assign clusters ({model.description}) to {data}")
                 writer = result.write.mode("overwrite")
                 if partitioned:
