@@ -181,6 +181,26 @@ def main_engines(argv: list[str] | None = None) -> dict:
     return results
 
 
+KEEP_MARKER = "<!-- make bench keeps everything below this line: measurements recorded by hand -->"
+
+
+def kept_sections(path: Path) -> str:
+    """The hand-recorded part of an existing benchmarks.md (from :data:`KEEP_MARKER` on), which a new
+    ``make bench`` must not erase; empty if there is none."""
+    if not path.is_file():
+        return ""
+    text = path.read_text()
+    at = text.find(KEEP_MARKER)
+    return "" if at < 0 else "\n" + text[at:]
+
+
+def write_markdown(path: Path, generated: str) -> None:
+    """Write the generated tables, followed by the hand-recorded sections the file already had (atomically)."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(generated.rstrip("\n") + "\n" + kept_sections(path))
+    os.replace(tmp, path)
+
+
 def render_markdown(results: dict) -> str:
     r = results
     lines = [
@@ -325,7 +345,7 @@ def main(argv: list[str] | None = None) -> dict:
     Path(args.out).mkdir(parents=True, exist_ok=True)
     (Path(args.out) / "benchmarks.json").write_text(json.dumps(results, indent=2) + "\n")
     md = render_markdown(results)
-    (Path(args.out) / "benchmarks.md").write_text(md)
+    write_markdown(Path(args.out) / "benchmarks.md", md)
     print()
     print(md)
     return results
