@@ -24,14 +24,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=str(Path(__file__).resolve().parent.parent / "conf" / "anomaly_demo.yaml"))
     args = p.parse_args(argv)
 
-    import pyarrow.parquet as pq
-
     from conversion.hls4ml_reader import ConversionError
     from conversion.lhco_events import convert_events
     from jobs import evaluate as evaluate_job
     from ucluster.config import ConfigError, load_config
-    from ucluster.data import schema as S
-    from ucluster.inference.anomaly import anomaly_report, kmeans_baseline
     from ucluster.sim.pythia_events import plan_tasks, simulate_events
     from ucluster.spark import get_spark
     from ucluster.train.trainer import TrainingError, train
@@ -61,15 +57,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     print("[4/4] anomaly report on the test split")
+    # with the k-means baseline on (m_j1, m_j2, tau21 x 2) of the same test events, at the model's k
     rc = evaluate_job.main(["--model", f"runs:/{result['run_id']}", "--data", str(dataset), "--anomaly",
                             "--tracking-uri", str(train_dir), "--run", result["run_id"],
                             "--out", str(out / "report")])
-    t = pq.read_table(S.split_files(dataset, "test"))
-    cols = [t.column(c).to_numpy() for c in (S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2)]
-    base = anomaly_report(kmeans_baseline(*cols, cfg.model.n_clusters, seed=cfg.train.seed),
-                          t.column(S.LABEL).to_numpy(), t.column(S.MJJ).to_numpy(), cfg.model.n_clusters)
-    print("k-means baseline on (m_j1, m_j2, tau21_j1, tau21_j2), same test events:")
-    print(base.summary, end="")
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     return rc
 

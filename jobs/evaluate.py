@@ -45,7 +45,50 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--anomaly", action="store_true",
                    help="event-level data: per-cluster signal fraction, S/sqrt(B), m_jj per cluster and "
                         "sculpting (ucluster/inference/anomaly.py) instead of the jet-class report")
+    p.add_argument("--baseline-clusters", default="model",
+                   help="with --anomaly: k of the k-means baseline on (m_j1, m_j2, tau21 x 2) of the same events, "
+                        "comma-separated ('model': the model's k; 'none': no baseline)")
     return p.parse_args(argv)
+
+
+def baseline_counts(text: str, model_k: int) -> list[int]:
+    """--baseline-clusters as a list of k ('model' stands for the model's k)."""
+    from ucluster.inference import InferenceError
+
+    if text.strip().lower() == "none":
+        return []
+    counts = []
+    for item in (t.strip() for t in text.split(",") if t.strip()):
+        try:
+            k = model_k if item.lower() == "model" else int(item)
+        except ValueError:
+            raise InferenceError(f"--baseline-clusters: '{item}' is not a number of clusters") from None
+        if k < 1:
+            raise InferenceError(f"--baseline-clusters: {k} clusters, must be at least 1")
+        counts.append(k)
+    return sorted(set(counts))
+
+
+def _baseline_events(spark, data: str, split: str):
+    """m_j1, m_j2, tau21 of both jets, labels and m_jj of one split of the event dataset the assignment read."""
+    from pyspark.sql import functions as F
+
+    from ucluster.data import schema as S
+    from ucluster.inference import InferenceError
+
+    cols = [S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2, S.LABEL, S.MJJ]
+    try:
+        df = spark.read.parquet(data)
+    except Exception as exc:  # noqa: BLE001 - any read failure: the dataset moved or is not one
+        raise InferenceError(f"{data}: cannot read the dataset for the k-means baseline "
+                             f"({str(exc).strip().splitlines()[0][:200]}); pass --baseline-clusters none") from None
+    missing = [c for c in cols if c not in df.columns]
+    if missing:
+        raise InferenceError(f"{data}: lacks {missing} for the k-means baseline (not an event-level dataset?)")
+    if split != "all":
+        df = df.where(F.col("split") == split)
+    pdf = df.select(S.JET_KEY, *cols).toPandas().sort_values(S.JET_KEY)  # k-means depends on the order: fix it
+    return [pdf[c].to_numpy() for c in cols]
 
 
 def anomaly_main(spark, assignments: str, args: argparse.Namespace, out: str) -> str:
@@ -54,7 +97,7 @@ def anomaly_main(spark, assignments: str, args: argparse.Namespace, out: str) ->
 
     from ucluster.data.schema import JET_MASS, LABEL
     from ucluster.inference import InferenceError
-    from ucluster.inference.anomaly import anomaly_report, write_and_log
+    from ucluster.inference.anomaly import anomaly_report, baseline_reports, baseline_summary, write_and_log
     from ucluster.inference.assign import read_assign_meta
     from ucluster.inference.predict import CLUSTER
 
@@ -68,12 +111,19 @@ def anomaly_main(spark, assignments: str, args: argparse.Namespace, out: str) ->
     pdf = df.select(CLUSTER, LABEL, JET_MASS).toPandas()  # jet_mass holds m_jj in event-level datasets
     if not len(pdf):
         raise InferenceError(f"no events in split '{args.split}' of {assignments}")
-    k = int(read_assign_meta(assignments)["model"]["n_clusters"])
+    meta = read_assign_meta(assignments)
+    k = int(meta["model"]["n_clusters"])
+    counts = baseline_counts(args.baseline_clusters, k)
     c, y, m = (pdf[col].to_numpy() for col in (CLUSTER, LABEL, JET_MASS))
     report = anomaly_report(c, y, m, k)
+    baselines = {}
+    if counts:
+        *obs, labels, mjj = _baseline_events(spark, meta["data"], args.split)
+        baselines = baseline_reports(*obs, labels, mjj, counts, mjj_edges=report.mjj_edges)
     run_id = write_and_log(report, c, y, m, out, run_id=args.run, tracking_uri=args.tracking_uri,
-                           experiment=args.experiment, mlflow_on=not args.no_mlflow, prefix=f"anomaly_{args.split}")
-    return report.summary + (f"MLflow run {run_id}\n" if run_id else "")
+                           experiment=args.experiment, mlflow_on=not args.no_mlflow, prefix=f"anomaly_{args.split}",
+                           baselines=baselines)
+    return report.summary + baseline_summary(baselines) + (f"MLflow run {run_id}\n" if run_id else "")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -97,6 +147,8 @@ def main(argv: list[str] | None = None) -> int:
         from ucluster.spark import get_spark
 
         assignments = args.assignments
+        if args.anomaly:
+            baseline_counts(args.baseline_clusters, 1)  # a bad value fails in one line before any work
         if args.model:
             model = resolve_model(args.model, args.tracking_uri)
             spark = get_spark("ucluster-evaluate", args.master)

@@ -118,6 +118,37 @@ def test_two_epoch_training_in_event_mode(event_dataset, tmp_path, monkeypatch):
     })
     result = train(cfg)
     assert 0.0 <= result["test_cluster_acc"] <= 1.0 and result["run_id"]
+
+    # the anomaly report of the trained model, with the k-means baseline at two k on the same events
+    from jobs import evaluate as evaluate_job
+    from ucluster.inference.anomaly import baseline_reports
+
+    out = tmp_path / "report"
+    rc = evaluate_job.main(["--model", f"runs:/{result['run_id']}", "--data", str(event_dataset), "--anomaly",
+                            "--split", "all", "--tracking-uri", str(tmp_path / "run"), "--run", result["run_id"],
+                            "--out", str(out), "--baseline-clusters", "model,2"])
+    assert rc == 0
+    t = pq.read_table(event_dataset, columns=[S.JET_KEY, S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2, S.LABEL, S.MJJ])
+    t = t.sort_by(S.JET_KEY)  # the job fits the baseline in key order
+    *obs, labels, mjj = (t.column(c).to_numpy() for c in t.column_names[1:])
+    expected = baseline_reports(*obs, labels, mjj, [2, 4])
+    import json
+
+    import mlflow
+
+    logged = json.loads((out / "clusters.json").read_text())["kmeans_baselines"]
+    assert sorted(logged) == ["2", "4"]
+    for k in (2, 4):
+        assert [r["events"] for r in logged[str(k)]["clusters"]] == [r["events"] for r in expected[k].clusters]
+    from ucluster.inference.model_source import store_uri
+
+    metrics = mlflow.MlflowClient(store_uri(str(tmp_path / "run"))).get_run(result["run_id"]).data.metrics
+    assert metrics["anomaly_all_baseline_k4_enriched_signal_fraction"] == pytest.approx(
+        expected[4].enriched_signal_fraction)
+    rc = evaluate_job.main(["--model", f"runs:/{result['run_id']}", "--data", str(event_dataset), "--anomaly",
+                            "--split", "all", "--tracking-uri", str(tmp_path / "run"), "--no-mlflow",
+                            "--out", str(tmp_path / "r3"), "--baseline-clusters", "x"])
+    assert rc == 2 and not (tmp_path / "r3").exists()
     bad = load_config(None, {"data.path": str(event_dataset), "data.max_particles": 80,
                              "data.classes": "background,signal", "run.output_dir": str(tmp_path / "r2")})
     from ucluster.data.loader import JetStream

@@ -6,7 +6,13 @@ import mlflow
 import numpy as np
 import pytest
 
-from ucluster.inference.anomaly import anomaly_report, js_divergence, kmeans_baseline, write_and_log
+from ucluster.inference.anomaly import (
+    anomaly_report,
+    baseline_reports,
+    js_divergence,
+    kmeans_baseline,
+    write_and_log,
+)
 
 
 def _table():
@@ -65,3 +71,34 @@ def test_kmeans_baseline_separates_two_prong_blob():
     labels = np.concatenate([np.ones(40), np.zeros(n)])
     r = anomaly_report(kmeans_baseline(m1, m2, t1, t2, 6, seed=1), labels, np.full(n + 40, 3000.0), 6)
     assert r.enriched_signal_fraction > 3 * r.input_signal_fraction
+
+
+def test_baselines_at_several_k_in_the_logged_report(tmp_path):
+    """The baseline rows of the report are k-means' own clusters at each k, logged beside the model's."""
+    rng = np.random.default_rng(0)
+    n = 400
+    m1 = np.concatenate([rng.normal(85, 5, 40), rng.uniform(20, 400, n)])
+    m2 = np.concatenate([rng.normal(85, 5, 40), rng.uniform(20, 300, n)])
+    t1 = np.concatenate([rng.normal(0.2, 0.03, 40), rng.uniform(0.3, 0.9, n)])
+    t2 = np.concatenate([rng.normal(0.2, 0.03, 40), rng.uniform(0.3, 0.9, n)])
+    labels = np.concatenate([np.ones(40), np.zeros(n)])
+    mjj = rng.uniform(2500, 4000, n + 40)
+    base = baseline_reports(m1, m2, t1, t2, labels, mjj, [2, 6])
+    for k in (2, 6):
+        direct = anomaly_report(kmeans_baseline(m1, m2, t1, t2, k), labels, mjj, k)
+        assert base[k].enriched_signal_fraction == direct.enriched_signal_fraction
+        assert [r["events"] for r in base[k].clusters] == [r["events"] for r in direct.clusters]
+    assert base[6].enriched_signal_fraction > 3 * base[6].input_signal_fraction
+    with pytest.raises(ValueError, match="between 1 and the 440 events"):
+        baseline_reports(m1, m2, t1, t2, labels, mjj, [0])
+
+    clusters, table_labels, table_mjj = _table()
+    r = anomaly_report(clusters, table_labels, table_mjj, 3)
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    run_id = write_and_log(r, clusters, table_labels, table_mjj, str(tmp_path / "report"), tracking_uri=uri,
+                           experiment="t", baselines=base)
+    metrics = mlflow.MlflowClient(uri).get_run(run_id).data.metrics
+    assert metrics["anomaly_baseline_k6_enriched_signal_fraction"] == pytest.approx(base[6].enriched_signal_fraction)
+    assert metrics["anomaly_baseline_k2_mjj_sculpting_js"] == pytest.approx(base[2].sculpting_js)
+    summary = (tmp_path / "report" / "summary.txt").read_text()
+    assert summary.startswith(r.summary) and "6 clusters: most enriched cluster" in summary
