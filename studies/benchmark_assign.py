@@ -42,15 +42,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--repeat", type=int, default=3, help="warm assignment runs (the best counts)")
     p.add_argument("--json", default=None, help="also write the figures to this JSON file (used by make bench)")
     p.add_argument("--batch-size", type=int, default=1024, help="assignment batch size")
+    p.add_argument("--rows-per-file", type=int, default=65536,
+                   help="jets per file of the assigned dataset (the converter's default rows per task)")
     p.add_argument("--workdir", default="runs/benchmark_assign")
     p.add_argument("--master", default=None, help="Spark master (default local[*])")
     return p.parse_args(argv)
 
 
-def _replicated_train_split(data: Path, out: Path, copies: int) -> Path:
-    """The training split ``copies`` times over, as a dataset laid out the way the converter writes a dataset of
-    that size (files of up to 65 536 jets in row groups of 4 096): the simulated sample's own files hold ~200
-    jets each, and a task reading dozens of them measured Spark's per-file cost rather than the job's."""
+def _replicated_train_split(data: Path, out: Path, copies: int, rows_per_file: int = 65536) -> Path:
+    """The training split ``copies`` times over, as a dataset laid out the way the converter writes one (files of
+    up to ``rows_per_file`` jets, the converter's rows per task, in row groups of 4 096): the simulated sample's own
+    files hold ~200 jets each, and a task reading dozens of them measured Spark's per-file cost rather than the
+    job's. Real hls4ml files (~10 k jets) give training files of ~8 k jets: ``--rows-per-file 8192``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 
@@ -63,8 +66,8 @@ def _replicated_train_split(data: Path, out: Path, copies: int) -> Path:
     shutil.copyfile(data / S.META_FILE, out / S.META_FILE)
     one = pa.concat_tables([pq.read_table(f) for f in S.split_files(data, "train")])
     table = pa.concat_tables([one] * copies)
-    for i, start in enumerate(range(0, table.num_rows, 65536)):
-        pq.write_table(table.slice(start, 65536), part / f"part-{i:05d}.parquet", row_group_size=4096,
+    for i, start in enumerate(range(0, table.num_rows, rows_per_file)):
+        pq.write_table(table.slice(start, rows_per_file), part / f"part-{i:05d}.parquet", row_group_size=4096,
                        compression="snappy")
     return out
 
@@ -161,7 +164,7 @@ def main(argv: list[str] | None = None) -> int:
     train_rate = _best_training_rate(result["run_id"], work / "train", cfg.train.pretrain_epochs)
     model = resolve_model(f"runs:/{result['run_id']}", str(work / "train"))
 
-    bench = _replicated_train_split(data, work / "assign_input.parquet", args.replicate)
+    bench = _replicated_train_split(data, work / "assign_input.parquet", args.replicate, args.rows_per_file)
     rows = [("training, best clustering epoch", None, None, train_rate)]
     cores = spark.sparkContext.defaultParallelism
     udf_write = _spark_udf_writer(spark, result["run_id"], model.tracking_uri, bench, work / "clusters_udf.parquet")
