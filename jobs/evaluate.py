@@ -29,7 +29,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     src.add_argument("--assignments", help="output of jobs/assign.py")
     src.add_argument("--model", help="or: a model (as for jobs/assign.py) to apply to --data's split first "
                      "(assigned under --out, removed afterwards)")
-    p.add_argument("--data", help="dataset for --model")
+    p.add_argument("--data", help="dataset for --model (with --assignments --anomaly: the event dataset of the "
+                   "k-means baseline, if it moved since the assignment)")
     p.add_argument("--split", default="test", help="split to evaluate, or 'all' (default: test)")
     p.add_argument("--classes", default=None, help="comma-separated true classes (default: the training run's)")
     p.add_argument("--mass-min", type=float, default=None, help="jet mass window in GeV (default: the run's)")
@@ -52,13 +53,16 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 
 def baseline_counts(text: str, model_k: int) -> list[int]:
-    """--baseline-clusters as a list of k ('model' stands for the model's k)."""
+    """--baseline-clusters as a list of k ('model' stands for the model's k; 'none' for no baseline)."""
     from ucluster.inference import InferenceError
 
     if text.strip().lower() == "none":
         return []
+    items = [t.strip() for t in text.split(",") if t.strip()]
+    if not items:
+        raise InferenceError("--baseline-clusters is empty: give numbers of clusters, 'model' or 'none'")
     counts = []
-    for item in (t.strip() for t in text.split(",") if t.strip()):
+    for item in items:
         try:
             k = model_k if item.lower() == "model" else int(item)
         except ValueError:
@@ -69,25 +73,36 @@ def baseline_counts(text: str, model_k: int) -> list[int]:
     return sorted(set(counts))
 
 
-def _baseline_events(spark, data: str, split: str):
-    """m_j1, m_j2, tau21 of both jets, labels and m_jj of one split of the event dataset the assignment read."""
+def _baseline_events(spark, data: str, split: str, assigned_splits: list[str]):
+    """m_j1, m_j2, tau21 of both jets, labels and m_jj of the events the assignment covered (one split, or with
+    'all' the splits it assigned), in key order (k-means depends on the order)."""
+    from py4j.protocol import Py4JJavaError
+    from pyspark.errors import PySparkException
     from pyspark.sql import functions as F
 
     from ucluster.data import schema as S
     from ucluster.inference import InferenceError
+    from ucluster.inference.assign import spark_error
 
     cols = [S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2, S.LABEL, S.MJJ]
+    hint = "pass --data with the event dataset, or --baseline-clusters none"
     try:
         df = spark.read.parquet(data)
-    except Exception as exc:  # noqa: BLE001 - any read failure: the dataset moved or is not one
-        raise InferenceError(f"{data}: cannot read the dataset for the k-means baseline "
-                             f"({str(exc).strip().splitlines()[0][:200]}); pass --baseline-clusters none") from None
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise InferenceError(f"{data}: lacks {missing} for the k-means baseline (not an event-level dataset?)")
-    if split != "all":
-        df = df.where(F.col("split") == split)
-    pdf = df.select(S.JET_KEY, *cols).toPandas().sort_values(S.JET_KEY)  # k-means depends on the order: fix it
+        missing = [c for c in cols if c not in df.columns]
+        if missing:
+            raise InferenceError(f"{data}: lacks {missing} for the k-means baseline (not an event-level dataset?); "
+                                 f"{hint}")
+        if "split" in df.columns:
+            wanted = [split] if split != "all" else assigned_splits
+            if wanted:
+                df = df.where(F.col("split").isin(list(wanted)))
+        elif split != "all":
+            raise InferenceError(f"{data}: not partitioned by split, so split '{split}' of the baseline is unknown; "
+                                 f"{hint}")
+        pdf = df.select(S.JET_KEY, *cols).toPandas().sort_values(S.JET_KEY)
+    except (PySparkException, Py4JJavaError) as exc:
+        raise InferenceError(f"{data}: cannot read the dataset for the k-means baseline ({spark_error(exc)}); "
+                             f"{hint}") from None
     return [pdf[c].to_numpy() for c in cols]
 
 
@@ -114,11 +129,20 @@ def anomaly_main(spark, assignments: str, args: argparse.Namespace, out: str) ->
     meta = read_assign_meta(assignments)
     k = int(meta["model"]["n_clusters"])
     counts = baseline_counts(args.baseline_clusters, k)
+    too_many = [n for n in counts if n > len(pdf)]
+    if too_many:
+        raise InferenceError(f"--baseline-clusters {too_many[0]}: more clusters than the {len(pdf)} events of split "
+                             f"'{args.split}' of {assignments}")
     c, y, m = (pdf[col].to_numpy() for col in (CLUSTER, LABEL, JET_MASS))
     report = anomaly_report(c, y, m, k)
     baselines = {}
     if counts:
-        *obs, labels, mjj = _baseline_events(spark, meta["data"], args.split)
+        data = args.data or meta["data"]  # the dataset the assignment read, unless the user points elsewhere
+        *obs, labels, mjj = _baseline_events(spark, data, args.split, meta.get("splits") or [])
+        if len(labels) != len(y) or int(labels.sum()) != int(y.sum()):
+            raise InferenceError(f"{data}: split '{args.split}' holds {len(labels)} events ({int(labels.sum())} "
+                                 f"signal), the assignment {len(y)} ({int(y.sum())}): not the same events (converted "
+                                 "again since?); pass --data with the assigned dataset, or --baseline-clusters none")
         baselines = baseline_reports(*obs, labels, mjj, counts, mjj_edges=report.mjj_edges)
     run_id = write_and_log(report, c, y, m, out, run_id=args.run, tracking_uri=args.tracking_uri,
                            experiment=args.experiment, mlflow_on=not args.no_mlflow, prefix=f"anomaly_{args.split}",

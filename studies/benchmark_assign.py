@@ -51,7 +51,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def _replicated_train_split(data: Path, out: Path, copies: int, rows_per_file: int = 65536) -> Path:
     """The training split ``copies`` times over, as a dataset laid out the way the converter writes one (files of
-    up to ``rows_per_file`` jets, the converter's rows per task, in row groups of 4 096): the simulated sample's own
+    up to ``rows_per_file`` jets in row groups of 4 096; a converter task of 65 536 jets writes ~52 k of them to
+    train): the simulated sample's own
     files hold ~200 jets each, and a task reading dozens of them measured Spark's per-file cost rather than the
     job's. Real hls4ml files (~10 k jets) give training files of ~8 k jets: ``--rows-per-file 8192``."""
     import pyarrow as pa
@@ -134,6 +135,9 @@ def _best_training_rate(run_id: str, train_dir: Path, pretrain_epochs: int) -> f
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.rows_per_file < 1 or args.replicate < 1:
+        print("error: --rows-per-file and --replicate must be at least 1", file=sys.stderr)
+        return 2
     from conversion.convert import convert
     from ucluster.config import load_config
     from ucluster.inference.assign import assign

@@ -100,7 +100,7 @@ def test_bad_inputs_one_line_and_nothing_written(event_files, tmp_path):
     assert not list(tmp_path.glob(".o*"))  # no temporary directory left behind
 
 
-def test_two_epoch_training_in_event_mode(event_dataset, tmp_path, monkeypatch):
+def test_two_epoch_training_in_event_mode(event_dataset, tmp_path, monkeypatch, capsys):
     from ucluster.config import load_config
     from ucluster.train.trainer import train
 
@@ -149,6 +149,12 @@ def test_two_epoch_training_in_event_mode(event_dataset, tmp_path, monkeypatch):
                             "--split", "all", "--tracking-uri", str(tmp_path / "run"), "--no-mlflow",
                             "--out", str(tmp_path / "r3"), "--baseline-clusters", "x"])
     assert rc == 2 and not (tmp_path / "r3").exists()
+    capsys.readouterr()
+    rc = evaluate_job.main(["--model", f"runs:/{result['run_id']}", "--data", str(event_dataset), "--anomaly",
+                            "--split", "test", "--tracking-uri", str(tmp_path / "run"), "--no-mlflow",
+                            "--out", str(tmp_path / "r4"), "--baseline-clusters", "model,100000"])
+    err = capsys.readouterr().err.strip()
+    assert rc == 2 and err.startswith("error: --baseline-clusters 100000: more clusters than the") and "\n" not in err
     bad = load_config(None, {"data.path": str(event_dataset), "data.max_particles": 80,
                              "data.classes": "background,signal", "run.output_dir": str(tmp_path / "r2")})
     from ucluster.data.loader import JetStream

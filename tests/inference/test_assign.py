@@ -168,7 +168,6 @@ def test_bad_inputs_fail_with_one_line_and_leave_nothing(spark, trained, jet_dat
     _no_leftovers(out)
 
 
-
 def test_small_reads_are_planned_as_whole_waves_over_the_task_slots(spark, tmp_path):
     """3 read tasks on 2 slots leave one slot idle for a third of the job: the job asks Spark for an even split,
     and leaves larger reads, an already even split and a user's own setting alone."""
