@@ -140,33 +140,47 @@ def train(args: argparse.Namespace) -> dict:
 
 
 def baseline(data: str, clusters: list[int], seeds: int, json_out: str) -> dict:
-    """The k-means baseline on (m_j1, m_j2, tau21 x 2) of the training events at several k, and the quantiles of
-    the jet masses over all training events (what a physicist would look at to choose the target's mass range
-    without labels)."""
+    """The k-means baseline on (m_j1, m_j2, tau21 x 2), fitted on the training events at several k, and the
+    quantiles of the jet masses over all training events (what a physicist would look at to choose the target's
+    mass range without labels). The most enriched cluster is chosen on train; the test split, assigned to the
+    train-fitted centroids, then says what that choice is worth on events the fit never saw."""
     import pyarrow.parquet as pq
 
     from ucluster.data import schema as S
-    from ucluster.inference.anomaly import anomaly_report, kmeans_baseline
+    from ucluster.inference.anomaly import KMeansBaseline, anomaly_report
 
-    t = pq.read_table(S.split_files(data, "train"),
-                      columns=["label", S.MJJ, S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2]).to_pydict()
-    a = {k: np.asarray(v) for k, v in t.items()}
+    columns = ["label", S.MJJ, S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2]
+    obs = (S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2)
+
+    def read(split: str) -> dict[str, np.ndarray]:
+        table = pq.read_table(S.split_files(data, split), columns=columns)
+        return {k: np.asarray(v) for k, v in table.to_pydict().items()}
+
+    a, t = read("train"), read("test")
     qs = [0.5, 0.9, 0.99, 0.999]
     out: dict = {"quantiles": {v: dict(zip(map(str, qs), np.quantile(a[v], qs).tolist(), strict=True))
                                for v in (S.M_J1, S.M_J2)}, "baseline": []}
     print(f"QUANTILES {json.dumps(out['quantiles'])}", flush=True)
     for k in clusters:
         for seed in range(seeds):
-            c = kmeans_baseline(a[S.M_J1], a[S.M_J2], a[S.TAU21_J1], a[S.TAU21_J2], k, seed=seed)
-            rep = anomaly_report(c, a["label"], a[S.MJJ], k)
+            fitted = KMeansBaseline.fit(*(a[v] for v in obs), k, seed=seed)
+            rep = anomaly_report(fitted.labels, a["label"], a[S.MJJ], k)
             best = rep.clusters[rep.enriched_cluster]
+            test = anomaly_report(fitted.assign(*(t[v] for v in obs)), t["label"], t[S.MJJ], k)
+            chosen = test.clusters[rep.enriched_cluster]  # the cluster chosen on train, scored on test
             out["baseline"].append({"k": k, "seed": seed, "input_fraction": rep.input_signal_fraction,
                                     "enriched_fraction": rep.enriched_signal_fraction,
                                     "enriched_events": best["events"], "enriched_signal": best["signal"],
-                                    "s_over_sqrt_b": best["s_over_sqrt_b"], "sculpting_js": rep.sculpting_js})
+                                    "s_over_sqrt_b": best["s_over_sqrt_b"], "sculpting_js": rep.sculpting_js,
+                                    "test_input_fraction": test.input_signal_fraction,
+                                    "test_fraction_of_train_choice": chosen["signal_fraction"],
+                                    "test_events_of_train_choice": chosen["events"],
+                                    "test_signal_of_train_choice": chosen["signal"]})
             print(f"BASELINE k={k} seed{seed} train: input {rep.input_signal_fraction:.4f} -> enriched "
                   f"{rep.enriched_signal_fraction:.4f} ({best['signal']}/{best['events']} events), S/sqrt(B) "
-                  f"{best['s_over_sqrt_b']:.2f}, JS {rep.sculpting_js:.4f}", flush=True)
+                  f"{best['s_over_sqrt_b']:.2f}, JS {rep.sculpting_js:.4f}; test: input "
+                  f"{test.input_signal_fraction:.4f}, the train-chosen cluster {chosen['signal_fraction']:.4f} "
+                  f"({chosen['signal']}/{chosen['events']} events)", flush=True)
     if json_out:
         Path(json_out).write_text(json.dumps(out, indent=1, default=float) + "\n")
     return out

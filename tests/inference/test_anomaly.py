@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from ucluster.inference.anomaly import (
+    KMeansBaseline,
     anomaly_report,
     baseline_reports,
     js_divergence,
@@ -102,3 +103,25 @@ def test_baselines_at_several_k_in_the_logged_report(tmp_path):
     assert metrics["anomaly_baseline_k2_mjj_sculpting_js"] == pytest.approx(base[2].sculpting_js)
     summary = (tmp_path / "report" / "summary.txt").read_text()
     assert summary.startswith(r.summary) and "6 clusters: most enriched cluster" in summary
+
+
+def test_baseline_fitted_on_train_assigns_unseen_events_to_its_own_clusters():
+    """Fit on one sample, assign another in the fitted standardisation: the fitted events get back their own
+    labels, and a signal blob drawn again lands in the cluster that held it at fit time."""
+    rng = np.random.default_rng(1)
+
+    def sample(n_sig: int, n_bkg: int):
+        cols = [np.concatenate([rng.normal(500, 10, n_sig), rng.uniform(20, 900, n_bkg)]),
+                np.concatenate([rng.normal(100, 5, n_sig), rng.uniform(20, 500, n_bkg)]),
+                np.concatenate([rng.normal(0.2, 0.02, n_sig), rng.uniform(0.3, 0.9, n_bkg)]),
+                np.concatenate([rng.normal(0.2, 0.02, n_sig), rng.uniform(0.3, 0.9, n_bkg)])]
+        return cols, np.concatenate([np.ones(n_sig), np.zeros(n_bkg)])
+
+    train, y_train = sample(40, 2000)
+    fitted = KMeansBaseline.fit(*train, 12, seed=0)
+    np.testing.assert_array_equal(fitted.assign(*train), fitted.labels)
+    np.testing.assert_array_equal(kmeans_baseline(*train, 12, seed=0), fitted.labels)
+    chosen = anomaly_report(fitted.labels, y_train, np.full(len(y_train), 3500.0), 12).enriched_cluster
+    test, y_test = sample(20, 1000)
+    test_clusters = fitted.assign(*test)
+    assert (test_clusters[y_test == 1] == chosen).mean() > 0.9

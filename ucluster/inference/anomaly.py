@@ -115,11 +115,32 @@ def plot_mjj(report: AnomalyReport, clusters: np.ndarray, labels: np.ndarray, mj
 def kmeans_baseline(m_j1: np.ndarray, m_j2: np.ndarray, tau21_j1: np.ndarray, tau21_j2: np.ndarray,
                     n_clusters: int, seed: int = 0) -> np.ndarray:
     """The simple baseline: k-means on the standardised (m_j1, m_j2, tau21_j1, tau21_j2) of each event."""
-    from sklearn.cluster import KMeans
+    return KMeansBaseline.fit(m_j1, m_j2, tau21_j1, tau21_j2, n_clusters, seed).labels
 
-    x = np.stack([m_j1, m_j2, tau21_j1, tau21_j2], axis=1).astype(np.float64)
-    x = (x - x.mean(axis=0)) / np.maximum(x.std(axis=0), 1e-12)
-    return KMeans(n_clusters, n_init=10, random_state=seed).fit_predict(x)
+
+@dataclass
+class KMeansBaseline:
+    """The baseline fitted on one set of events (its standardisation and centroids), so that it can assign
+    others: fit on train, pick the enriched cluster there, score that cluster on test (no in-sample choice)."""
+
+    mean: np.ndarray
+    std: np.ndarray
+    centroids: np.ndarray
+    labels: np.ndarray  # clusters of the events it was fitted on
+
+    @classmethod
+    def fit(cls, m_j1, m_j2, tau21_j1, tau21_j2, n_clusters: int, seed: int = 0) -> KMeansBaseline:
+        from sklearn.cluster import KMeans
+
+        x = np.stack([m_j1, m_j2, tau21_j1, tau21_j2], axis=1).astype(np.float64)
+        mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-12)
+        km = KMeans(n_clusters, n_init=10, random_state=seed).fit((x - mean) / std)
+        return cls(mean, std, km.cluster_centers_, km.labels_)
+
+    def assign(self, m_j1, m_j2, tau21_j1, tau21_j2) -> np.ndarray:
+        """Nearest centroid of each event, in the standardisation of the fitted events."""
+        x = (np.stack([m_j1, m_j2, tau21_j1, tau21_j2], axis=1).astype(np.float64) - self.mean) / self.std
+        return ((x[:, None, :] - self.centroids[None]) ** 2).sum(-1).argmin(axis=1)
 
 
 def baseline_reports(m_j1: np.ndarray, m_j2: np.ndarray, tau21_j1: np.ndarray, tau21_j2: np.ndarray,
