@@ -5,8 +5,8 @@
 # injected), the baseline fitted on train, the train-chosen cluster scored on test (studies/anomaly_gpu.py baseline).
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  .whl/pythia8mc-*.whl .whl/fastjet-*.whl .whl/awkward*.whl .whl/vector-*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD PYTHONUNBUFFERED=1 PYTHIA8DATA=/tmp/site/share/Pythia8/xmldoc
+  .whl/*.whl || exit 1
+export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 PYTHIA8DATA=/tmp/site/share/Pythia8/xmldoc
 t0=$(date +%s); el() { echo $(( $(date +%s) - t0 )); }
 A="python3 -m studies.anomaly_gpu"
 $A simulate --out /tmp/h5 --qcd 52000 --wprime 1000 --signal wprime_xy --processes 16 --seconds ${SIM_S:-110} 2>&1 | grep -v "^#"
