@@ -86,7 +86,7 @@ def _clusters(cfg, model, split: str) -> dict:
 def train(args: argparse.Namespace) -> dict:
     import keras
 
-    from ucluster.inference.anomaly import anomaly_report, kmeans_baseline
+    from ucluster.inference.anomaly import anomaly_report
     from ucluster.train import loop
     from ucluster.train.engines.jax_local import JaxLocalEngine
 
@@ -122,18 +122,7 @@ def train(args: argparse.Namespace) -> dict:
                   f"{best['s_over_sqrt_b']:.2f}, JS {rep.sculpting_js:.4f}", flush=True)
         out["runs"].append(row)
     if args.baseline:  # k-means on (m_j1, m_j2, tau21 x 2) of the same training events, same k
-        import pyarrow.parquet as pq
-
-        from ucluster.data import schema as S
-
-        t = pq.read_table(S.split_files(base.data.path, "train"),
-                          columns=["label", S.MJJ, S.M_J1, S.M_J2, S.TAU21_J1, S.TAU21_J2]).to_pydict()
-        a = {k: np.asarray(v) for k, v in t.items()}
-        for seed in range(3):
-            c = kmeans_baseline(a[S.M_J1], a[S.M_J2], a[S.TAU21_J1], a[S.TAU21_J2], base.model.n_clusters, seed=seed)
-            rep = anomaly_report(c, a["label"], a[S.MJJ], base.model.n_clusters)
-            print(f"BASELINE {args.name} seed{seed} train: input {rep.input_signal_fraction:.4f} -> enriched "
-                  f"{rep.enriched_signal_fraction:.4f}", flush=True)
+        out["baseline"] = baseline(base.data.path, [base.model.n_clusters], 3, "")["baseline"]
     if args.json:
         Path(args.json).write_text(json.dumps(out, indent=1, default=float) + "\n")
     return out

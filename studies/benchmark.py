@@ -196,9 +196,9 @@ def kept_sections(path: Path) -> str:
 
 def write_markdown(path: Path, generated: str) -> None:
     """Write the generated tables, followed by the hand-recorded sections the file already had (atomically)."""
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(generated.rstrip("\n") + "\n" + kept_sections(path))
-    os.replace(tmp, path)
+    from ucluster.atomic import atomic_write_bytes
+
+    atomic_write_bytes(path, (generated.rstrip("\n") + "\n" + kept_sections(path)).encode())
 
 
 def render_markdown(results: dict) -> str:

@@ -52,9 +52,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 def _replicated_train_split(data: Path, out: Path, copies: int, rows_per_file: int = 65536) -> Path:
     """The training split ``copies`` times over, as a dataset laid out the way the converter writes one (files of
     up to ``rows_per_file`` jets in row groups of 4 096; a converter task of 65 536 jets writes ~52 k of them to
-    train): the simulated sample's own
-    files hold ~200 jets each, and a task reading dozens of them measured Spark's per-file cost rather than the
-    job's. Real hls4ml files (~10 k jets) give training files of ~8 k jets: ``--rows-per-file 8192``."""
+    train): the simulated sample's own files hold ~200 jets each, and a task reading dozens of them measured
+    Spark's per-file cost rather than the job's. Real hls4ml files (~10 k jets) give training files of ~8 k jets:
+    ``--rows-per-file 8192``."""
     import pyarrow as pa
     import pyarrow.parquet as pq
 

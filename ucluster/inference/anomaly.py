@@ -128,18 +128,22 @@ class KMeansBaseline:
     centroids: np.ndarray
     labels: np.ndarray  # clusters of the events it was fitted on
 
+    @staticmethod
+    def _observables(m_j1, m_j2, tau21_j1, tau21_j2) -> np.ndarray:
+        return np.stack([m_j1, m_j2, tau21_j1, tau21_j2], axis=1).astype(np.float64)
+
     @classmethod
     def fit(cls, m_j1, m_j2, tau21_j1, tau21_j2, n_clusters: int, seed: int = 0) -> KMeansBaseline:
         from sklearn.cluster import KMeans
 
-        x = np.stack([m_j1, m_j2, tau21_j1, tau21_j2], axis=1).astype(np.float64)
+        x = cls._observables(m_j1, m_j2, tau21_j1, tau21_j2)
         mean, std = x.mean(axis=0), np.maximum(x.std(axis=0), 1e-12)
         km = KMeans(n_clusters, n_init=10, random_state=seed).fit((x - mean) / std)
         return cls(mean, std, km.cluster_centers_, km.labels_)
 
     def assign(self, m_j1, m_j2, tau21_j1, tau21_j2) -> np.ndarray:
         """Nearest centroid of each event, in the standardisation of the fitted events."""
-        x = (np.stack([m_j1, m_j2, tau21_j1, tau21_j2], axis=1).astype(np.float64) - self.mean) / self.std
+        x = (self._observables(m_j1, m_j2, tau21_j1, tau21_j2) - self.mean) / self.std
         return ((x[:, None, :] - self.centroids[None]) ** 2).sum(-1).argmin(axis=1)
 
 

@@ -133,7 +133,11 @@ def stage_model_file(sc, path: str) -> str:
 
 
 @contextlib.contextmanager
-def _spark_conf(spark, key: str, value: str) -> Iterator[None]:
+def _spark_conf(spark, key: str, value: str | None) -> Iterator[None]:
+    """``key`` set to ``value`` inside the block, restored after it; ``None`` leaves the conf as it is."""
+    if value is None:
+        yield
+        return
     old = spark.conf.get(key, None)
     spark.conf.set(key, value)
     try:
@@ -178,9 +182,7 @@ def balanced_min_partitions(spark, df, slots: int) -> int | None:
     key = "spark.sql.files.minPartitionNum"
 
     def planned(value: int | None) -> int:  # a new DataFrame each time: a DataFrame keeps its first physical plan
-        if value is None:
-            return df.select("*").rdd.getNumPartitions()
-        with _spark_conf(spark, key, str(value)):
+        with _spark_conf(spark, key, None if value is None else str(value)):
             return df.select("*").rdd.getNumPartitions()
 
     if slots < 2 or spark.conf.get(key, None) is not None:  # one slot, or the user chose
@@ -272,8 +274,7 @@ def assign(spark, model: ModelSource | str, data: str | Path, out: str | Path, *
             # studies/benchmark_assign (a fixed cost per task), batch size none.
             balance = balanced_min_partitions(spark, df, sc.defaultParallelism)
             with (_spark_conf(spark, "spark.sql.execution.arrow.maxRecordsPerBatch", str(batch_size)),
-                  _spark_conf(spark, "spark.sql.files.minPartitionNum", str(balance)) if balance
-                  else contextlib.nullcontext()):
+                  _spark_conf(spark, "spark.sql.files.minPartitionNum", None if balance is None else str(balance))):
                 sc.setJobDescription(f"ucluster: assign clusters ({model.description}) to {data}")
                 writer = result.write.mode("overwrite")
                 if partitioned:
