@@ -108,18 +108,23 @@ def train(args: argparse.Namespace) -> dict:
         model = keras.saving.load_model(result["model_path"])
         row = {"name": args.name, "seed": seed, "n_clusters": cfg.model.n_clusters,
                "train_seconds": time.perf_counter() - t0, "splits": {}}
+        chosen = None  # the cluster chosen on train; on test it says what that choice is worth on unseen events
         for split in ("train", "test"):
             c = _clusters(cfg, model, split)
             rep = anomaly_report(c["cluster"], c["label"], c["mjj"], cfg.model.n_clusters)
-            best = rep.clusters[rep.enriched_cluster]
+            chosen = rep.enriched_cluster if chosen is None else chosen
+            best, kept = rep.clusters[rep.enriched_cluster], rep.clusters[chosen]
             row["splits"][split] = {"events": int(len(c["label"])), "input_fraction": rep.input_signal_fraction,
                                     "enriched_fraction": rep.enriched_signal_fraction,
                                     "enriched_events": best["events"], "enriched_signal": best["signal"],
                                     "s_over_sqrt_b": best["s_over_sqrt_b"], "sculpting_js": rep.sculpting_js,
+                                    "fraction_of_train_choice": kept["signal_fraction"],
+                                    "events_of_train_choice": kept["events"], "signal_of_train_choice": kept["signal"],
                                     "clusters": rep.clusters}
             print(f"ANOMALY {args.name} seed{seed} {split}: input {rep.input_signal_fraction:.4f} -> enriched "
                   f"{rep.enriched_signal_fraction:.4f} ({best['signal']}/{best['events']} events), S/sqrt(B) "
-                  f"{best['s_over_sqrt_b']:.2f}, JS {rep.sculpting_js:.4f}", flush=True)
+                  f"{best['s_over_sqrt_b']:.2f}, JS {rep.sculpting_js:.4f}; the train-chosen cluster "
+                  f"{kept['signal_fraction']:.4f} ({kept['signal']}/{kept['events']} events)", flush=True)
         out["runs"].append(row)
     if args.baseline:  # k-means on (m_j1, m_j2, tau21 x 2) of the same training events, same k
         out["baseline"] = baseline(base.data.path, [base.model.n_clusters], 3, "")["baseline"]
