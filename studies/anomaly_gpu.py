@@ -83,6 +83,52 @@ def _clusters(cfg, model, split: str) -> dict:
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
+def _latents(cfg, model, split: str) -> dict:
+    """Clustering latent, the classifier's expected target coordinates, label and m_jj of every event of
+    ``split``."""
+    from ucluster.data.loader import JetStream
+    from ucluster.train.loop import target_coordinates
+
+    parts: dict[str, list] = {"latent": [], "coords": [], "label": [], "mjj": []}
+    for batch in JetStream(cfg, split).eval_batches(cfg.train.batch_size, 0):
+        out = model({"features": batch["features"], "mask": batch["mask"]}, training=False)
+        v = batch["valid"] > 0
+        parts["latent"].append(np.asarray(out["latent"])[v])
+        parts["coords"].append(target_coordinates(cfg, np.asarray(out["logits"]))[v])
+        parts["label"].append(batch["label"][v])
+        parts["mjj"].append(batch["mass"][v])
+    return {k: np.concatenate(v) for k, v in parts.items()}
+
+
+def latent_kmeans(cfg, model, clusters: list[int], name: str, seed: int) -> list[dict]:
+    """Plain k-means at each k on the trained network's latent and on its target coordinates (standardised),
+    fitted on train: what the representation alone offers, apart from the deep k-means phase. The most enriched
+    cluster is chosen on train and scored on test."""
+    from sklearn.cluster import KMeans
+
+    from ucluster.inference.anomaly import anomaly_report
+
+    a, t = _latents(cfg, model, "train"), _latents(cfg, model, "test")
+    rows = []
+    for space in ("latent", "coords"):
+        mean, std = a[space].mean(0), np.maximum(a[space].std(0), 1e-12)
+        xa, xt = a[space], t[space]
+        if space == "coords":
+            xa, xt = (xa - mean) / std, (xt - mean) / std
+        for k in clusters:
+            km = KMeans(k, n_init=3, random_state=seed).fit(xa)
+            rep = anomaly_report(km.labels_, a["label"], a["mjj"], k)
+            test = anomaly_report(km.predict(xt), t["label"], t["mjj"], k)
+            best, kept = rep.clusters[rep.enriched_cluster], test.clusters[rep.enriched_cluster]
+            rows.append({"space": space, "k": k, "enriched_fraction": rep.enriched_signal_fraction,
+                         "enriched_events": best["events"], "test_fraction_of_train_choice": kept["signal_fraction"],
+                         "test_events_of_train_choice": kept["events"]})
+            print(f"LATENT_KMEANS {name} seed{seed} {space} k={k} train: {rep.enriched_signal_fraction:.4f} "
+                  f"({best['signal']}/{best['events']}); test, the train-chosen cluster: "
+                  f"{kept['signal_fraction']:.4f} ({kept['signal']}/{kept['events']})", flush=True)
+    return rows
+
+
 def train(args: argparse.Namespace) -> dict:
     import keras
 
@@ -125,6 +171,9 @@ def train(args: argparse.Namespace) -> dict:
                   f"{rep.enriched_signal_fraction:.4f} ({best['signal']}/{best['events']} events), S/sqrt(B) "
                   f"{best['s_over_sqrt_b']:.2f}, JS {rep.sculpting_js:.4f}; the train-chosen cluster "
                   f"{kept['signal_fraction']:.4f} ({kept['signal']}/{kept['events']} events)", flush=True)
+        if args.latent_kmeans:
+            row["latent_kmeans"] = latent_kmeans(cfg, model, [int(k) for k in args.latent_kmeans.split(",")],
+                                                 args.name, seed)
         out["runs"].append(row)
     if args.baseline:  # k-means on (m_j1, m_j2, tau21 x 2) of the same training events, same k
         out["baseline"] = baseline(base.data.path, [base.model.n_clusters], 3, "")["baseline"]
@@ -204,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     t.add_argument("--name", default="anomaly")
     t.add_argument("--json", default="")
     t.add_argument("--baseline", action="store_true", help="also k-means on (m_j1, m_j2, tau21 x 2), same k")
+    t.add_argument("--latent-kmeans", default="", help="also plain k-means at these k (e.g. 16,32,64) on the "
+                   "trained latent and on the classifier's target coordinates")
     add_config_arguments(t)
     b = sub.add_parser("baseline")
     b.add_argument("--data", required=True)
