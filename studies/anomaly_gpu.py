@@ -44,7 +44,11 @@ def simulate(out: str, qcd: int, wprime: int, processes: int, events_per_task: i
 
     os.makedirs(out, exist_ok=True)
     tasks = plan_tasks({signal: wprime, "qcd": qcd}, events_per_task=events_per_task)
-    t0, done = time.perf_counter(), []
+    t0 = time.perf_counter()
+    # a file of the same kind and seed from an earlier call is the same events: kept, not simulated again
+    planned = len(tasks)
+    done = [{"path": str(Path(out) / t.file_name), "error": None} for t in tasks if (Path(out) / t.file_name).exists()]
+    tasks = [t for t in tasks if not (Path(out) / t.file_name).exists()]
     pool = mp.get_context("spawn").Pool(processes)
     pending = [pool.apply_async(run_task, (t, out)) for t in tasks]
     while pending and time.perf_counter() - t0 < seconds:
@@ -57,7 +61,8 @@ def simulate(out: str, qcd: int, wprime: int, processes: int, events_per_task: i
         if r["error"]:
             print(f"task failed: {r['error']}", file=sys.stderr)
     files = sorted(r["path"] for r in done if r["path"])
-    print(f"simulated {len(files)} of {len(tasks)} files in {time.perf_counter() - t0:.0f} s", flush=True)
+    print(f"{len(files)} of {planned} files ready ({planned - len(tasks)} kept from before) in "
+          f"{time.perf_counter() - t0:.0f} s", flush=True)
     return files
 
 
