@@ -163,6 +163,40 @@ def test_two_epoch_training_in_event_mode(event_dataset, tmp_path, monkeypatch, 
         JetStream(bad, "train")
 
 
+def test_shipped_anomaly_config_trains_pretraining_only_and_reports(event_dataset, tmp_path, monkeypatch):
+    """conf/anomaly.yaml as it ships, on a tiny model: the tau21 grid target and no deep k-means phase, so the
+    clusters are the k-means initialisation on the pretrained latent, and the anomaly report reads them."""
+    import json
+    from pathlib import Path
+
+    from jobs import evaluate as evaluate_job
+    from ucluster.config import load_config
+    from ucluster.train.trainer import train
+
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    conf = Path(__file__).resolve().parents[2] / "conf" / "anomaly.yaml"
+    shipped = load_config(str(conf), {})
+    assert shipped.train.epochs == shipped.train.pretrain_epochs  # the documented choice (docs/anomaly.md)
+    assert shipped.model.target_vars == ["m_j1", "m_j2", "tau21_j1", "tau21_j2"]
+    cfg = load_config(str(conf), {
+        "data.path": str(event_dataset), "data.max_particles": 80, "data.shuffle_buffer": 256,
+        "model.k": 6, "model.gap1_channels": 8, "model.gap2_channels": 8, "model.gap2_heads": 2,
+        "model.point_channels": "16,16", "model.latent_dim": 16, "model.head_units": "16", "model.n_clusters": 5,
+        "train.batch_size": 16, "train.pretrain_epochs": 1, "train.epochs": 1, "train.kmeans_sample": 100,
+        "run.engine": "horovod", "run.output_dir": str(tmp_path / "run"), "run.np": -1, "run.progress": False,
+    })
+    result = train(cfg)
+    assert result["run_id"] and all("cluster_acc" not in k for h in result["history"] for k in h)  # no clustering epoch
+    out = tmp_path / "report"
+    rc = evaluate_job.main(["--model", f"runs:/{result['run_id']}", "--data", str(event_dataset), "--anomaly",
+                            "--split", "all", "--tracking-uri", str(tmp_path / "run"), "--no-mlflow",
+                            "--out", str(out)])
+    assert rc == 0
+    report = json.loads((out / "clusters.json").read_text())
+    assert len(report["clusters"]) == 5
+    assert sum(r["events"] for r in report["clusters"]) == pq.read_table(event_dataset, columns=[S.LABEL]).num_rows
+
+
 def test_event_conversion_in_local_processes_matches_one_process(event_files, event_dataset, tmp_path):
     pooled = tmp_path / "pooled.parquet"
     convert_events([str(f) for f in event_files], str(pooled), max_particles_per_jet=40, progress=False,
