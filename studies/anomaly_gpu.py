@@ -36,19 +36,30 @@ from ucluster.config import add_config_arguments, load_config, overrides_from_ar
 def simulate(out: str, qcd: int, wprime: int, processes: int, events_per_task: int, seconds: float,
              signal: str = "wprime") -> list[str]:
     """The tasks of ``jobs/simulate_events`` (same seeds and files) in a pool, stopped after ``seconds``: the
-    files finished by then are kept (printed), the rest are not written. ``signal`` is the signal kind
+    files finished by then are kept (printed), the rest are not written. A file already in ``out`` with the task's
+    kind, seed and event count is the same events and is kept, not simulated again. ``signal`` is the signal kind
     (``wprime``: W' -> W Z; ``wprime_xy``: W' -> X(500) Y(100), the LHCO R&D masses)."""
     import multiprocessing as mp
+
+    import h5py
 
     from ucluster.sim.pythia_events import plan_tasks, run_task
 
     os.makedirs(out, exist_ok=True)
     tasks = plan_tasks({signal: wprime, "qcd": qcd}, events_per_task=events_per_task)
     t0 = time.perf_counter()
-    # a file of the same kind and seed from an earlier call is the same events: kept, not simulated again
     planned = len(tasks)
-    done = [{"path": str(Path(out) / t.file_name), "error": None} for t in tasks if (Path(out) / t.file_name).exists()]
-    tasks = [t for t in tasks if not (Path(out) / t.file_name).exists()]
+
+    def on_disk(task) -> bool:
+        path = Path(out) / task.file_name
+        if not path.exists():
+            return False
+        with h5py.File(path, "r") as f:
+            return f["df"]["block0_values"].shape[0] == task.n_events
+
+    kept = [t for t in tasks if on_disk(t)]
+    done = [{"path": str(Path(out) / t.file_name), "error": None} for t in kept]
+    tasks = [t for t in tasks if t not in kept]
     pool = mp.get_context("spawn").Pool(processes)
     pending = [pool.apply_async(run_task, (t, out)) for t in tasks]
     while pending and time.perf_counter() - t0 < seconds:

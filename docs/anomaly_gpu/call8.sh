@@ -2,7 +2,7 @@
 # Device call 8 (one GPU host, 16 cores). A CPU study this session (demo-size network, half sample, 8 pretraining
 # epochs) found that with tau21 of both jets in the pretraining grid (m_j1 x m_j2 x tau21_j1 x tau21_j2, 10x10x3x3)
 # plain k-means on the classifier's target coordinates enriches 1 % to 35 / 49 / 59 % at 16 / 32 / 64 clusters
-# (test, train-chosen: 36 / 42 / 53 %), against 9 / 11 / 12 % with the (m_j1, m_j2) grid. So at scale: UCluster with
+# (test, train-chosen: 36 / 42 / 53 %), against 7 / 11 / 12 % with the (m_j1, m_j2) grid. So at scale: UCluster with
 # that grid and the k-means init in the target space (train.kmeans_space target) at 32 clusters, seeds 1-3, and at
 # 16 and 64 (seed 1); the k-means baseline at 16 / 32 / 64 on the same events. The call-5/6 sample again (same
 # command and seeds, 1 % injected). Each UCluster row also scores its train-chosen cluster on test; the 64-cluster

@@ -1,11 +1,13 @@
 #!/bin/bash
 # Device call 9 (the session's last device minutes: a short call). Call 8 found that with tau21 of both jets in the
-# pretraining grid the trained latent holds the signal (plain k-means at 64 clusters: 53 % train, 50 % test), but
-# the deep k-means phase emptied clusters in its first epoch (soft assignment at alpha 1 over 64 centroids on the
+# pretraining grid the trained latent holds the signal (plain k-means at 64 clusters on the latent left after 30
+# clustering epochs: 53 % train, 50 % test), but
+# the deep k-means phase emptied clusters in its first epoch (likely cause, not measured: soft assignment at alpha 1 over 64 centroids on the
 # unit sphere is nearly uniform, so every latent is pulled to the centroids' mean), and the CPU study found a harder
 # assignment (alpha_start 20 / 50) no better. So conf/anomaly.yaml now ends at the k-means initialisation on the
 # pretrained latent (epochs = pretrain_epochs = 20, 64 clusters, the tau21 grid): here that default runs at scale
-# on the call-5/6/8 sample, seeds 1-3 at 1 % injected and seed 1 at 0.3 %.
+# on the call-5/6/8 sample, seeds 1-3 at 1 % injected and seed 1 at 0.3 %. It found no machine: it never ran
+# (docs/anomaly_gpu/cpu/full.sh ran the same default on this machine's CPUs with the demo-size network).
 # Key lines are printed as they come, so a call stopped by its limit still reports what finished.
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
