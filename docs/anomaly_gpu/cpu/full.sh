@@ -9,7 +9,7 @@ cd "$(dirname "$0")/../../.."
 D=${DATA:-/tmp/anom}
 L=docs/anomaly_gpu/cpu
 A=".venv/bin/python -m studies.anomaly_gpu"
-[ -d $D/h5 ] || $A simulate --out $D/h5 --qcd 104000 --wprime 2000 --signal wprime_xy --processes 2 --seconds 3000
+$A simulate --out $D/h5 --qcd 104000 --wprime 2000 --signal wprime_xy --processes 2 --seconds 3000  # keeps files already there
 [ -d $D/full100.parquet ] || $A convert --h5 $D/h5 --fraction 0.01 --out $D/full100.parquet --processes 2
 [ -d $D/full30.parquet ] || $A convert --h5 $D/h5 --fraction 0.003 --out $D/full30.parquet --processes 2
 DEMO="--model.k 10 --model.gap1_channels 16 --model.gap2_channels 16 --model.gap2_heads 2 --model.point_channels 32,64
