@@ -85,30 +85,17 @@ def convert(h5: str, fraction: float, out: str, processes: int, max_particles: i
     print(f"converted {s.jets} events at signal fraction {fraction} in {s.seconds:.0f} s: {s.counts}", flush=True)
 
 
-def _clusters(cfg, model, split: str) -> dict:
-    """Cluster, label and m_jj of every event of ``split`` with the trained model."""
+def _events(cfg, model, split: str) -> dict:
+    """One pass of the trained model over ``split``: per event its cluster, clustering latent, the classifier's
+    expected target coordinates, label and m_jj."""
     from ucluster.data.loader import JetStream
+    from ucluster.train.loop import target_coordinates
 
-    parts: dict[str, list] = {"cluster": [], "label": [], "mjj": []}
+    parts: dict[str, list] = {"cluster": [], "latent": [], "coords": [], "label": [], "mjj": []}
     for batch in JetStream(cfg, split).eval_batches(cfg.train.batch_size, 0):
         out = model({"features": batch["features"], "mask": batch["mask"]}, training=False)
         v = batch["valid"] > 0
         parts["cluster"].append(np.asarray(out["distances"]).argmin(-1)[v])
-        parts["label"].append(batch["label"][v])
-        parts["mjj"].append(batch["mass"][v])
-    return {k: np.concatenate(v) for k, v in parts.items()}
-
-
-def _latents(cfg, model, split: str) -> dict:
-    """Clustering latent, the classifier's expected target coordinates, label and m_jj of every event of
-    ``split``."""
-    from ucluster.data.loader import JetStream
-    from ucluster.train.loop import target_coordinates
-
-    parts: dict[str, list] = {"latent": [], "coords": [], "label": [], "mjj": []}
-    for batch in JetStream(cfg, split).eval_batches(cfg.train.batch_size, 0):
-        out = model({"features": batch["features"], "mask": batch["mask"]}, training=False)
-        v = batch["valid"] > 0
         parts["latent"].append(np.asarray(out["latent"])[v])
         parts["coords"].append(target_coordinates(cfg, np.asarray(out["logits"]))[v])
         parts["label"].append(batch["label"][v])
@@ -116,20 +103,19 @@ def _latents(cfg, model, split: str) -> dict:
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
-def latent_kmeans(cfg, model, clusters: list[int], name: str, seed: int) -> list[dict]:
+def latent_kmeans(a: dict, t: dict, clusters: list[int], name: str, seed: int) -> list[dict]:
     """Plain k-means at each k on the trained network's latent and on its target coordinates (standardised),
-    fitted on train: what the representation alone offers, apart from the deep k-means phase. The most enriched
-    cluster is chosen on train and scored on test."""
+    fitted on the training events ``a`` (:func:`_events`): what the representation alone offers, apart from the
+    deep k-means phase. The most enriched cluster is chosen on train and scored on the test events ``t``."""
     from sklearn.cluster import KMeans
 
     from ucluster.inference.anomaly import anomaly_report
 
-    a, t = _latents(cfg, model, "train"), _latents(cfg, model, "test")
     rows = []
     for space in ("latent", "coords"):
-        mean, std = a[space].mean(0), np.maximum(a[space].std(0), 1e-12)
         xa, xt = a[space], t[space]
         if space == "coords":
+            mean, std = xa.mean(0), np.maximum(xa.std(0), 1e-12)
             xa, xt = (xa - mean) / std, (xt - mean) / std
         for k in clusters:
             km = KMeans(k, n_init=3, random_state=seed).fit(xa)
@@ -171,8 +157,8 @@ def train(args: argparse.Namespace) -> dict:
         row = {"name": args.name, "seed": seed, "n_clusters": cfg.model.n_clusters,
                "train_seconds": time.perf_counter() - t0, "splits": {}}
         chosen = None  # the cluster chosen on train; on test it says what that choice is worth on unseen events
-        for split in ("train", "test"):
-            c = _clusters(cfg, model, split)
+        events = {split: _events(cfg, model, split) for split in ("train", "test")}
+        for split, c in events.items():
             rep = anomaly_report(c["cluster"], c["label"], c["mjj"], cfg.model.n_clusters)
             chosen = rep.enriched_cluster if chosen is None else chosen
             best, kept = rep.clusters[rep.enriched_cluster], rep.clusters[chosen]
@@ -188,8 +174,8 @@ def train(args: argparse.Namespace) -> dict:
                   f"{best['s_over_sqrt_b']:.2f}, JS {rep.sculpting_js:.4f}; the train-chosen cluster "
                   f"{kept['signal_fraction']:.4f} ({kept['signal']}/{kept['events']} events)", flush=True)
         if args.latent_kmeans:
-            row["latent_kmeans"] = latent_kmeans(cfg, model, [int(k) for k in args.latent_kmeans.split(",")],
-                                                 args.name, seed)
+            row["latent_kmeans"] = latent_kmeans(events["train"], events["test"],
+                                                 [int(k) for k in args.latent_kmeans.split(",")], args.name, seed)
         out["runs"].append(row)
     if args.baseline:  # k-means on (m_j1, m_j2, tau21 x 2) of the same training events, same k
         out["baseline"] = baseline(base.data.path, [base.model.n_clusters], 3, "")["baseline"]

@@ -1,35 +1,6 @@
 #!/bin/bash
-# Device call 10: call 9 (below) found no machine, and the device minutes left could not hold its full-size sample,
-# so this is call 9 on the half-size sample of call 7 (52 000 QCD + 1 000 X(500) Y(100), same seeds), 1 % only.
-# What call 9 was for: Call 8 found that with tau21 of both jets in the
-# pretraining grid the trained latent holds the signal (plain k-means at 64 clusters on the latent left after 30
-# clustering epochs: 53 % train, 50 % test), but
-# the deep k-means phase emptied clusters in its first epoch (likely cause, not measured: soft assignment at alpha 1 over 64 centroids on the
-# unit sphere is nearly uniform, so every latent is pulled to the centroids' mean), and the CPU study found a harder
-# assignment (alpha_start 20 / 50) no better. So conf/anomaly.yaml now ends at the k-means initialisation on the
-# pretrained latent (epochs = pretrain_epochs = 20, 64 clusters, the tau21 grid); call 9 was to run that default
-# at scale on the call-5/6/8 sample (seeds 1-3 at 1 %, seed 1 at 0.3 %); this call runs it on the half sample.
-# It found no machine either (the session's device minutes ended): it never ran.
-# Key lines are printed as they come, so a call stopped by its limit still reports what finished.
-set -u
-python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
-  .whl/*.whl || exit 1
-export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 PYTHIA8DATA=/tmp/site/share/Pythia8/xmldoc
-t0=$(date +%s); el() { echo $(( $(date +%s) - t0 )); }
-A="python3 -m studies.anomaly_gpu"
-$A simulate --out /tmp/h5 --qcd 52000 --wprime 1000 --signal wprime_xy --processes 16 --seconds ${SIM_S:-100} 2>&1 | grep -v "^#"
-echo "simulated at $(el) s"
-$A convert --h5 /tmp/h5 --fraction 0.01 --out /tmp/ev100.parquet --processes 16 2>&1 | grep -v "^#"
-echo "converted 1 % at $(el) s"
-mkdir -p /tmp/logs
-export XLA_PYTHON_CLIENT_MEM_FRACTION=0.17
-T="$A train --config conf/anomaly.yaml --data.reader_threads 2"
-run() { name=$1; data=$2; seed=$3; shift 3; ($T --data $data --seeds $seed --name $name "$@" \
-  --json /tmp/logs/${name}_s$seed.json 2>&1 | tee /tmp/logs/${name}_s$seed.log | grep --line-buffered "^ANOMALY\|^LATENT") & }
-for s in 1 2 3; do run default100 /tmp/ev100.parquet $s; done
-while [ -n "$(jobs -rp)" ] && [ $(el) -lt ${LIMIT:-225} ]; do sleep 2; done
-for p in $(jobs -rp); do kill $p 2>/dev/null; done
-wait
-echo "end at $(el) s"
-for f in /tmp/logs/*.log; do echo "$f: $(grep -c ^EPOCH $f) epochs; last: $(grep ^EPOCH $f | tail -1)"; done
-(cd /tmp/logs && tar czf $OUT/anomaly_logs10.tgz .)
+# Device call 10: call 9 found no machine, and the device minutes left could not hold its full-size sample, so this
+# is call 9 on the half-size sample of call 7 (52 000 QCD + 1 000 X(500) Y(100), same seeds), 1 % only. It found no
+# machine either (the session's device minutes ended): it never ran. call9.sh says what it is for.
+QCD=52000 WPRIME=1000 SIM_S=${SIM_S:-100} LOW=0 LIMIT=${LIMIT:-225} TARNAME=anomaly_logs10 \
+  exec bash "$(dirname "$0")/call9.sh"
