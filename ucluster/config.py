@@ -19,7 +19,7 @@ from typing import Any
 
 import yaml
 
-TARGETS = ("mass_bins", "mass_sd_bins", "joint_bins", "truth")
+TARGETS = ("mass_bins", "mass_sd_bins", "joint_bins", "truth", "none")
 # jet variables a joint_bins target can bin: the jet mass, the soft-drop mass (both over [data.mass_min,
 # data.mass_max]) and the N-subjettiness ratios (over [0, 1])
 TARGET_VARS = ("mass", "mass_sd", "tau21", "tau32", "m_j1", "m_j2", "tau21_j1", "tau21_j2")
@@ -89,6 +89,13 @@ class ModelConfig:
     target_bins: list[int] = field(default_factory=lambda: [10, 4])
     # upper edge of the bins of the per-jet masses m_j1/m_j2 of event-level targets (lower edge 0), GeV
     target_jet_mass_max: float = 500.0
+    # self-supervised term (SwAV-style swapped prediction between two augmented views of each jet, codes from
+    # Sinkhorn equipartition): its weight (0 = off; target "none" + a weight = self-supervised pretraining only)
+    ssl_weight: float = 0.0
+    ssl_prototypes: int = 32  # prototypes the views are coded on
+    ssl_temperature: float = 0.1  # softmax temperature of the predicted codes
+    ssl_shift: float = 0.05  # std of the random (deta, dphi) shift of a view's jet axis
+    ssl_drop: float = 0.1  # fraction of the particles (all but the leading one) a view drops
 
 
 @dataclass
@@ -283,6 +290,11 @@ def validate(cfg: Config) -> None:
         (m.n_clusters >= 2, "model.n_clusters must be at least 2"),
         (m.target in TARGETS, f"model.target must be one of {', '.join(TARGETS)}, got '{m.target}'"),
         (m.mass_bins >= 2, "model.mass_bins must be at least 2"),
+        (m.ssl_weight >= 0, f"model.ssl_weight must be >= 0, got {m.ssl_weight}"),
+        (m.target != "none" or m.ssl_weight > 0,
+         "model.target none trains nothing without the self-supervised term: set model.ssl_weight > 0"),
+        (m.ssl_prototypes >= 2 and m.ssl_temperature > 0 and m.ssl_shift >= 0 and 0 <= m.ssl_drop < 1,
+         "model.ssl_prototypes must be >= 2, ssl_temperature > 0, ssl_shift >= 0 and ssl_drop in [0, 1)"),
         (m.bin_smoothing >= 0, "model.bin_smoothing must be >= 0"),
         (len(m.target_vars) >= 1 and len(m.target_vars) == len(m.target_bins),
          "model.target_vars and model.target_bins must have the same, non-zero length"),
@@ -299,6 +311,8 @@ def validate(cfg: Config) -> None:
         (t.clip_norm >= 0, f"train.clip_norm must be >= 0 (0 = no clipping), got {t.clip_norm}"),
         (t.kmeans_space in KMEANS_SPACES,
          f"train.kmeans_space must be one of {', '.join(KMEANS_SPACES)}, got '{t.kmeans_space}'"),
+        (t.kmeans_space == "latent" or m.target != "none",
+         "train.kmeans_space target needs a classification target (model.target none has none)"),
         (t.select in ("last", "best_val"), f"train.select must be 'last' or 'best_val', got '{t.select}'"),
         (0 <= t.pretrain_epochs <= t.epochs, "train.pretrain_epochs must be between 0 and train.epochs"),
         (t.lr > 0 and t.lr_min > 0, "train.lr and train.lr_min must be positive"),

@@ -219,6 +219,8 @@ class JetStream:
         d, m = self.cfg.data, self.cfg.model
         if m.target == "truth":
             batch["target"] = batch["label"].astype(np.int32)
+        elif m.target == "none":  # self-supervised only: the single-logit head has nothing to learn
+            batch["target"] = np.zeros(len(batch["label"]), np.int32)
         elif m.target == "mass_sd_bins":  # the groomed mass: sharper W/Z peaks, still no labels
             if "mass_sd" not in batch:
                 raise S.DatasetError(f"{self.root}: model.target=mass_sd_bins needs the soft-drop mass column "

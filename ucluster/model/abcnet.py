@@ -29,6 +29,7 @@ import numpy as np
 from keras import ops
 
 from ucluster.config import ModelConfig
+from ucluster.model.losses import swapped_prediction_loss
 
 PACKAGE = "ucluster"
 # Attention logit of excluded neighbours: exp(-1e9 - max) is exactly 0 in float32, and unlike -inf it cannot
@@ -317,6 +318,81 @@ class ClusteringLayer(keras.layers.Layer):
         return {**super().get_config(), "n_clusters": self.n_clusters, "step_scale": self.step_scale}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class JetViews(keras.layers.Layer):
+    """Training: two augmented views of every jet stacked along the batch, ``(2B, P, F)`` and ``(2B, P)``, view 1
+    first; inference: the jets unchanged, so a trained model predicts on the jets themselves.
+
+    A view rotates the particles' (Δη, Δφ) about the jet axis by a uniform angle (the physics is symmetric under
+    it), shifts them by a Gaussian of std ``shift`` (an uncertain axis) and drops each particle but the leading
+    one with probability ``drop`` (soft particles that a detector may miss); the other features are kept.
+    """
+
+    def __init__(self, shift: float = 0.05, drop: float = 0.1, seed: int | None = None, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.shift, self.drop, self.seed = float(shift), float(drop), seed
+        self.seed_generator = keras.random.SeedGenerator(seed)
+
+    def _view(self, x: Any, mask: Any) -> tuple[Any, Any]:
+        batch, n_points = ops.shape(x)[0], ops.shape(x)[1]
+        theta = keras.random.uniform((batch, 1), 0.0, 2.0 * np.pi, seed=self.seed_generator)
+        shift = keras.random.normal((batch, 1, 2), stddev=self.shift, seed=self.seed_generator)
+        cos, sin = ops.cos(theta), ops.sin(theta)
+        deta, dphi = x[..., 0], x[..., 1]
+        coords = ops.stack([cos * deta - sin * dphi, sin * deta + cos * dphi], axis=-1) + shift
+        keep = keras.random.uniform((batch, n_points), seed=self.seed_generator) >= self.drop
+        leading = ops.expand_dims(ops.arange(n_points) == 0, 0)
+        mask = _real(mask, x.dtype) * ops.cast(ops.logical_or(keep, leading), x.dtype)
+        x = ops.concatenate([coords, x[..., 2:]], axis=-1) * ops.expand_dims(mask, -1)
+        return x, mask
+
+    def call(self, inputs: list[Any], training: bool | None = None) -> list[Any]:
+        x, mask = inputs
+        if not training:
+            return [x, mask]
+        (x1, m1), (x2, m2) = self._view(x, mask), self._view(x, mask)
+        return [ops.concatenate([x1, x2], axis=0), ops.concatenate([m1, m2], axis=0)]
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> list[tuple]:
+        return [(None, *input_shape[0][1:]), (None, *input_shape[1][1:])]
+
+    def compute_output_spec(self, inputs: list[Any], training: bool | None = None) -> list[Any]:
+        return [keras.KerasTensor((None, *t.shape[1:]), dtype=t.dtype) for t in inputs]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "shift": self.shift, "drop": self.drop, "seed": self.seed}
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SwappedPrediction(keras.layers.Layer):
+    """The self-supervised term per jet, ``weight`` x :func:`swapped_prediction_loss` of the two stacked views'
+    cosine scores on ``prototypes`` learned unit vectors, (B,); zeros (B,) at inference, where there is one view.
+    """
+
+    def __init__(self, prototypes: int, weight: float, temperature: float = 0.1, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prototypes, self.weight, self.temperature = int(prototypes), float(weight), float(temperature)
+
+    def build(self, input_shape: tuple) -> None:
+        self.kernel = self.add_weight(name="prototypes", shape=(input_shape[-1], self.prototypes),
+                                      initializer="glorot_uniform", trainable=True)
+
+    def call(self, z: Any, training: bool | None = None) -> Any:
+        if not training:
+            return ops.zeros((ops.shape(z)[0],), z.dtype)
+        z = z / ops.maximum(ops.norm(z, axis=-1, keepdims=True), 1e-12)
+        c = self.kernel / ops.maximum(ops.norm(self.kernel, axis=0, keepdims=True), 1e-12)
+        scores_a, scores_b = ops.split(ops.matmul(z, c), 2, axis=0)
+        return self.weight * swapped_prediction_loss(scores_a, scores_b, self.temperature)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (input_shape[0],)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "prototypes": self.prototypes, "weight": self.weight,
+                "temperature": self.temperature}
+
+
 def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_classes: int) -> keras.Model:
     """ABCnet + classification head + clustering layer as a functional model.
 
@@ -334,34 +410,38 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
     mask_in = keras.Input(shape=(n_particles,), name="mask")
 
     x0 = ZeroPadding(name="zero_padding")([features_in, mask_in])
-    idx1, valid1 = KNNGraph(cfg.k, n_coords=2, name="knn_coords")([x0, mask_in])  # raw (Δη, Δφ) distances
+    mask = mask_in
+    ssl = cfg.ssl_weight > 0
+    if ssl:  # training sees two augmented views of each jet, stacked along the batch; inference the jet itself
+        x0, mask = JetViews(cfg.ssl_shift, cfg.ssl_drop, name="jet_views")([x0, mask])
+    idx1, valid1 = KNNGraph(cfg.k, n_coords=2, name="knn_coords")([x0, mask])  # raw (Δη, Δφ) distances
     if cfg.standardize:
-        x0 = InputScaling(name="input_scaling")([x0, mask_in])
-    attn1, local1 = GAPLayer(cfg.gap1_channels, 1, cfg.attention_dropout, name="gap1")([x0, idx1, valid1, mask_in])
+        x0 = InputScaling(name="input_scaling")([x0, mask])
+    attn1, local1 = GAPLayer(cfg.gap1_channels, 1, cfg.attention_dropout, name="gap1")([x0, idx1, valid1, mask])
 
     h = keras.layers.Concatenate(name="block1_concat")([x0, attn1])
     stage1 = []
     for i, units in enumerate(cfg.point_channels):
-        h = PointwiseDense(units, name=f"point1_{i}")([h, mask_in])
+        h = PointwiseDense(units, name=f"point1_{i}")([h, mask])
         stage1.append(h)
 
-    idx2, valid2 = KNNGraph(cfg.k, name="knn_features")([h, mask_in])
+    idx2, valid2 = KNNGraph(cfg.k, name="knn_features")([h, mask])
     attn2, local2 = GAPLayer(cfg.gap2_channels, cfg.gap2_heads, cfg.attention_dropout, name="gap2")(
-        [h, idx2, valid2, mask_in]
+        [h, idx2, valid2, mask]
     )
     h = attn2
     stage2 = []
     for i, units in enumerate(cfg.point_channels):
-        h = PointwiseDense(units, name=f"point2_{i}")([h, mask_in])
+        h = PointwiseDense(units, name=f"point2_{i}")([h, mask])
         stage2.append(h)
 
     all_points = keras.layers.Concatenate(name="all_points")([attn1, local1, *stage1, attn2, local2, *stage2])
-    per_point = PointwiseDense(cfg.latent_dim, name="latent_points")([all_points, mask_in])
+    per_point = PointwiseDense(cfg.latent_dim, name="latent_points")([all_points, mask])
     if cfg.pooling == "max":
-        latent = MaskedMaxPool(name="latent")([per_point, mask_in])
+        latent = MaskedMaxPool(name="latent")([per_point, mask])
     else:  # "max_mean": both poolings, projected back to the latent size
-        pooled = keras.layers.Concatenate(name="pooled")([MaskedMaxPool(name="max_pool")([per_point, mask_in]),
-                                                          MaskedMeanPool(name="mean_pool")([per_point, mask_in])])
+        pooled = keras.layers.Concatenate(name="pooled")([MaskedMaxPool(name="max_pool")([per_point, mask]),
+                                                          MaskedMeanPool(name="mean_pool")([per_point, mask])])
         latent = keras.layers.Dense(cfg.latent_dim, activation="relu", name="latent")(pooled)
 
     y = latent
@@ -372,6 +452,12 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
         if cfg.dropout > 0:
             y = keras.layers.Dropout(cfg.dropout, name=f"head_dropout_{i}")(y)
     logits = keras.layers.Dense(n_classes, name="logits")(y)
+    outputs = {"logits": logits}
+    if ssl:  # projection head of the self-supervised term (SwAV's), on the latent before normalisation
+        z = keras.layers.Dense(cfg.latent_dim, activation="relu", name="ssl_projection_0")(latent)
+        z = keras.layers.Dense(64, name="ssl_projection_1")(z)
+        outputs["ssl_loss"] = SwappedPrediction(cfg.ssl_prototypes, cfg.ssl_weight, cfg.ssl_temperature,
+                                                name="ssl_swapped_prediction")(z)
     if cfg.latent_norm == "l2":
         # Cluster on the unit sphere: the deep k-means loss can then no longer shrink every distance by
         # shrinking the latent's scale (measured: without it the latent collapses and clusters empty out).
@@ -380,7 +466,7 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
 
     return keras.Model(
         inputs={"features": features_in, "mask": mask_in},
-        outputs={"logits": logits, "latent": latent, "distances": distances},
+        outputs={**outputs, "latent": latent, "distances": distances},
         name="ucluster_abcnet",
     )
 

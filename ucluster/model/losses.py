@@ -82,3 +82,29 @@ def balance_loss(distances: Any, alpha: Any) -> Any:
     mean = ops.mean(s, axis=0)
     k = ops.cast(ops.shape(s)[-1], mean.dtype)
     return ops.sum(mean * ops.log(ops.maximum(mean * k, 1e-12)), axis=-1)
+
+
+def sinkhorn_codes(scores: Any, epsilon: float = 0.05, iterations: int = 3) -> Any:
+    """Soft codes (n, K) of n samples on K prototypes from their scores (n, K), without gradient: each row sums
+    to 1 and each prototype receives n / K of the total (Sinkhorn-Knopp equipartition, as in SwAV).
+
+    The equipartition is what stops a swapped-prediction objective from coding every jet on one prototype.
+    """
+    s = ops.stop_gradient(ops.convert_to_tensor(scores)) / epsilon
+    q = ops.exp(s - ops.max(s))
+    q = q / ops.maximum(ops.sum(q), 1e-30)
+    n = ops.cast(ops.shape(q)[0], q.dtype)
+    k = ops.cast(ops.shape(q)[1], q.dtype)
+    for _ in range(iterations):
+        q = q / ops.maximum(ops.sum(q, axis=0, keepdims=True), 1e-30) / k
+        q = q / ops.maximum(ops.sum(q, axis=1, keepdims=True), 1e-30) / n
+    return q * n
+
+
+def swapped_prediction_loss(scores_a: Any, scores_b: Any, temperature: float = 0.1) -> Any:
+    """Per-jet SwAV loss (n,) of two views: each view's softmax(scores / temperature) predicts the Sinkhorn codes
+    of the other view, ``-(Σ q_b log p_a + Σ q_a log p_b) / 2``."""
+    q_a, q_b = sinkhorn_codes(scores_a), sinkhorn_codes(scores_b)
+    log_p_a = ops.log_softmax(ops.convert_to_tensor(scores_a) / temperature, axis=-1)
+    log_p_b = ops.log_softmax(ops.convert_to_tensor(scores_b) / temperature, axis=-1)
+    return -0.5 * (ops.sum(q_b * log_p_a, axis=-1) + ops.sum(q_a * log_p_b, axis=-1))

@@ -27,13 +27,24 @@ def ucluster_loss(outputs: dict, target: Any, alpha: Any, beta: Any, gamma: floa
                   balance: float = 0.0) -> tuple:
     """(total loss, figures (4,)) of one batch: mean focal loss + beta * (mean deep k-means loss + balance *
     :func:`balance_loss`), and the number of correctly classified jets; written once in keras.ops for every
-    engine. The clustering figure includes the balance term."""
-    focal = ops.mean(focal_loss(target, outputs["logits"], gamma, kernel))
+    engine. The clustering figure includes the balance term.
+
+    A model with the self-supervised term (``model.ssl_weight``) returns, in training, two views of each jet
+    stacked along the batch and the term per jet (``ssl_loss``, already weighted): both views are classified
+    and clustered, the term is added to the loss, and the correct jets are counted on the first view.
+    """
+    views = "ssl_loss" in outputs
+    logits = outputs["logits"]
+    labels = ops.concatenate([target, target], axis=0) if views else target
+    focal = ops.mean(focal_loss(labels, logits, gamma, kernel))
     clus = ops.mean(deep_kmeans_loss(outputs["distances"], alpha))
     if balance:
         clus = clus + balance * balance_loss(outputs["distances"], alpha)
     loss = focal + beta * clus
-    pred = ops.argmax(outputs["logits"], axis=-1)
+    if views:
+        loss = loss + ops.mean(outputs["ssl_loss"])
+        logits = ops.split(logits, 2, axis=0)[0]
+    pred = ops.argmax(logits, axis=-1)
     correct = ops.sum(ops.cast(ops.equal(ops.cast(pred, "int32"), ops.cast(target, "int32")), "float32"))
     return loss, ops.stack([loss, focal, clus, correct])
 

@@ -55,6 +55,8 @@ def n_classes(cfg: Config) -> int:
     """Outputs of the classification head: the classes, the mass bins, or the cells of the joint grid."""
     if cfg.model.target == "truth":
         return len(cfg.data.classes)
+    if cfg.model.target == "none":  # one logit: the focal term is identically 0
+        return 1
     if cfg.model.target == "joint_bins":
         return math.prod(cfg.model.target_bins)
     return cfg.model.mass_bins
@@ -250,7 +252,8 @@ class _Loop:
             logits, latent, _ = self.engine.predict(batch["features"], batch["mask"])
             valid = batch["valid"] > 0
             parts.append(latent[valid])
-            coords.append(target_coordinates(cfg, logits[valid]))
+            if cfg.train.kmeans_space == "target":
+                coords.append(target_coordinates(cfg, logits[valid]))
         local = np.concatenate(parts) if parts else np.zeros((0, cfg.model.latent_dim), np.float32)
         sample = self.engine.allgather(local)
         space = None
