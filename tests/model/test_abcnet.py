@@ -286,3 +286,37 @@ def _one_adam_step(model, optimizer, features, mask, target) -> bool:
     grads = tape.gradient(loss, model.trainable_variables)
     optimizer.apply(grads, model.trainable_variables)
     return all(g is not None for g in grads)
+
+
+def test_self_supervised_views_train_on_two_augmented_copies_and_predict_on_the_jet(tmp_path):
+    """With model.ssl_weight the training call sees two views per jet (rotated, shifted, soft particles dropped,
+    the leading one always kept); inference sees the jet itself and the saved model predicts the same."""
+    from ucluster.model import JetViews
+
+    m = build_model(small_config(ssl_weight=1.0, ssl_drop=0.3), P, F, N_CLASSES)
+    features, mask = make_jets(N_REAL)
+    out = m({"features": features, "mask": mask}, training=True)
+    assert tuple(out["logits"].shape) == (2 * len(N_REAL), N_CLASSES)
+    assert tuple(out["distances"].shape) == (2 * len(N_REAL), 3)
+    ssl = np.asarray(ops.convert_to_numpy(out["ssl_loss"]))
+    assert ssl.shape == (len(N_REAL),) and np.all(np.isfinite(ssl)) and np.all(ssl > 0)
+    inference = predict(m, features, mask)
+    assert tuple(inference["logits"].shape) == (len(N_REAL), N_CLASSES)
+    path = tmp_path / "ssl.keras"
+    m.save(path)
+    assert_outputs_close(inference, predict(keras.saving.load_model(path), features, mask), rtol=0, atol=0)
+
+    # a rotation without shift or drop keeps every pairwise (deta, dphi) distance and every other feature
+    views = JetViews(shift=0.0, drop=0.0, seed=1)
+    x, v_mask = (np.asarray(ops.convert_to_numpy(t)) for t in views([features, mask], training=True))
+    assert x.shape == (2 * len(N_REAL), P, F) and np.array_equal(v_mask, np.concatenate([mask, mask]))
+    src = np.concatenate([features, features]) * np.concatenate([mask, mask])[..., None]
+    dist = lambda a: np.linalg.norm(a[:, :, None, :2] - a[:, None, :, :2], axis=-1)  # noqa: E731
+    np.testing.assert_allclose(dist(x), dist(src), atol=1e-4)
+    np.testing.assert_allclose(x[..., 2:], src[..., 2:], atol=1e-6)
+    assert not np.allclose(x[..., :2], src[..., :2])  # rotated
+
+    dropping = JetViews(shift=0.0, drop=0.5, seed=2)
+    _, d_mask = (np.asarray(ops.convert_to_numpy(t)) for t in dropping([features, mask], training=True))
+    both = np.concatenate([mask, mask])
+    assert np.all(d_mask <= both) and np.all(d_mask[:, 0] == 1) and d_mask.sum() < both.sum()

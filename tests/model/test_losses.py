@@ -120,3 +120,28 @@ def test_focal_loss_with_target_kernel_matches_numpy(logits_labels, gamma):
     log_p = np_log_softmax(logits.astype("float64"))
     expected = -(kernel[labels] * (1 - np.exp(log_p)) ** gamma * log_p).sum(axis=1)
     np.testing.assert_allclose(np_(focal_loss(labels, logits, gamma, kernel)), expected, rtol=1e-4, atol=1e-6)
+
+
+def test_sinkhorn_codes_are_distributions_with_equal_prototype_shares():
+    from ucluster.model import sinkhorn_codes
+
+    rng = np.random.default_rng(3)
+    scores = rng.uniform(-1, 1, size=(64, 4)).astype("float32")
+    scores[:, 0] += 0.8  # every sample prefers prototype 0: the codes must still share the samples out
+    q = np_(sinkhorn_codes(scores, epsilon=0.05, iterations=20))
+    np.testing.assert_allclose(q.sum(axis=1), 1.0, rtol=1e-4)
+    np.testing.assert_allclose(q.sum(axis=0), 64 / 4, rtol=2e-2)
+    assert (q.argmax(axis=1) == 0).mean() < 0.5  # not every sample coded on the preferred prototype
+
+
+def test_swapped_prediction_loss_is_low_when_the_views_agree():
+    from ucluster.model import swapped_prediction_loss
+
+    rng = np.random.default_rng(4)
+    protos = np.eye(4, dtype="float32")
+    own = rng.integers(0, 4, size=64)
+    agree = protos[own] * 0.9
+    disagree = protos[(own + 1) % 4] * 0.9
+    same = float(np.mean(np_(swapped_prediction_loss(agree, agree, 0.1))))
+    swapped = float(np.mean(np_(swapped_prediction_loss(agree, disagree, 0.1))))
+    assert np.isfinite(same) and same < 0.1 < swapped

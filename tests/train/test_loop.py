@@ -92,7 +92,7 @@ def _load_scalings(model_paths: list[str]) -> list[tuple[np.ndarray, np.ndarray]
 
 
 TARGETS = [("mass_sd_bins", "latent"), ("truth", "latent"), ("joint_bins", "latent"), ("joint_bins", "target"),
-           ("mass_bins", "target")]
+           ("mass_bins", "target"), ("none", "latent")]  # none: self-supervised pretraining (model.ssl_weight)
 
 
 def _train_each(configs: list[dict]) -> list[dict]:
@@ -118,7 +118,8 @@ def target_runs(tiny_overrides, tmp_path_factory):
     for target, space in TARGETS:
         cfg = load_config(None, {**tiny_overrides, "run.output_dir": str(out / f"{target}-{space}"),
                                  "model.target": target, "model.target_vars": "mass_sd,tau21",
-                                 "model.target_bins": "4,3", "train.epochs": 2, "train.kmeans_space": space})
+                                 "model.target_bins": "4,3", "train.epochs": 2, "train.kmeans_space": space,
+                                 "model.ssl_weight": 1.0 if target == "none" else 0.0})
         preflight(cfg, 1)  # the driver's checks, as train() does before launching
         configs.append(cfg)
     with pytest.MonkeyPatch.context() as mp:
