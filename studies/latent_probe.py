@@ -32,18 +32,23 @@ if str(REPO) not in sys.path:
 from ucluster.config import add_config_arguments, load_config, overrides_from_args  # noqa: E402
 
 
+OBSERVABLES = ("mass", "mass_sd", "tau21", "tau32")
+
+
 def latents(model, cfg, split: str, max_jets: int) -> dict[str, np.ndarray]:
     """Clustering latent, nearest centroid and class index of the selected jets of one split (at most
     ``max_jets``, spread over every file)."""
     from ucluster.data.loader import JetStream, prefetch
 
-    parts: dict[str, list[np.ndarray]] = {"latent": [], "cluster": [], "label": []}
+    parts: dict[str, list[np.ndarray]] = {"latent": [], "cluster": []}
     for batch in prefetch(JetStream(cfg, split).eval_batches(2048, max_jets)):
         out = model({"features": batch["features"], "mask": batch["mask"]}, training=False)
         valid = batch["valid"] > 0
         parts["latent"].append(np.asarray(out["latent"])[valid])
         parts["cluster"].append(np.asarray(out["distances"]).argmin(-1)[valid])
-        parts["label"].append(batch["label"][valid])
+        for key in ("label", *OBSERVABLES):  # the jet observables too, when the dataset has them
+            if key in batch:
+                parts.setdefault(key, []).append(batch[key][valid])
     return {k: np.concatenate(v) for k, v in parts.items()}
 
 
@@ -86,6 +91,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--train-jets", type=int, default=30000, help="training jets the probes are fitted on")
     parser.add_argument("--dims", default="2,3,5,10", help="principal components clustered, comma-separated")
     parser.add_argument("--json", help="also write the figures here")
+    parser.add_argument("--dump", help="also write the latents (float16), clusters, labels and jet observables of "
+                                       "the train sample, val and test to DUMP_train.npz and DUMP_eval.npz")
     add_config_arguments(parser)
     args = parser.parse_args(argv)
     import keras
@@ -104,6 +111,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"{name:>16}: {value}")
     if args.json:
         Path(args.json).write_text(json.dumps(figures, indent=2))
+    if args.dump:
+        def arrays(jets: dict, prefix: str = "") -> dict:
+            return {prefix + k: (v.astype(np.float16) if k == "latent" else v) for k, v in jets.items()}
+
+        val = latents(model, cfg, "val", 0)
+        np.savez(f"{args.dump}_train.npz", **arrays(train))
+        np.savez(f"{args.dump}_eval.npz", **arrays(val, "val_"), **arrays(test, "test_"))
     return 0
 
 
