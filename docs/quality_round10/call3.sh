@@ -17,7 +17,7 @@ mkdir -p /tmp/logs
 run() { name=$1; shift; ( $S --seeds 1 --run.output_dir /tmp/runs/$name --json /tmp/logs/$name.json \
     --variant "$name:$*" > /tmp/logs/$name.log 2>&1 \
   && python3 -m studies.latent_probe --model /tmp/runs/$name/${name}_seed1/model.keras --data /tmp/jets.parquet \
-    --train-jets 20000 --dims 2,5 --dump $OUT/$name > /tmp/logs/probe_$name.log 2>&1 ) & }
+    --train-jets 20000 --dims 5,16,32 --dump $OUT/$name > /tmp/logs/probe_$name.log 2>&1 ) & }
 run pre20 "train.epochs=20"
 run t21t32_20 "train.epochs=20;model.target=joint_bins;model.target_vars=mass,tau21,tau32;model.target_bins=20,3,3"
 while [ -n "$(jobs -rp)" ] && [ $(el) -lt ${LIMIT:-300} ]; do sleep 3; done
