@@ -31,7 +31,6 @@ if str(REPO) not in sys.path:
 
 from ucluster.config import add_config_arguments, load_config, overrides_from_args  # noqa: E402
 
-
 OBSERVABLES = ("mass", "mass_sd", "tau21", "tau32")
 
 
