@@ -154,3 +154,18 @@ def test_preflight_warns_when_the_shuffle_buffer_spans_few_row_groups(tiny_confi
     assert len(warnings) == 1 and "data.shuffle_buffer = 128" in warnings[0] and "sorted by class" in warnings[0]
     tiny_config.data.shuffle_buffer = 64 * MIN_SHUFFLE_SPAN
     assert preflight(tiny_config, 1)["warnings"] == []
+
+
+def test_self_supervised_settings_are_checked_in_one_line():
+    from ucluster.config import ConfigError, load_config
+
+    for overrides, message in [
+        ({"model.target": "none"}, "model.target none trains nothing without the self-supervised term"),
+        ({"model.ssl_weight": -1}, "model.ssl_weight must be >= 0, got -1"),
+        ({"model.ssl_weight": 1, "model.ssl_drop": 1.0}, "ssl_drop in \\[0, 1\\)"),
+        ({"model.target": "none", "model.ssl_weight": 1, "train.kmeans_space": "target"},
+         "train.kmeans_space target needs a classification target"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, overrides)
+    assert load_config(None, {"model.target": "none", "model.ssl_weight": 0.5}).model.ssl_weight == 0.5
