@@ -80,7 +80,8 @@ class ModelConfig:
     # the centroids' Adam step relative to the network's (1 = the same lr; conf/ucluster.yaml says what was measured)
     centroid_step_scale: float = 0.05
     # classification (pretraining) target: "mass_bins" / "mass_sd_bins" (bins of the jet / soft-drop groomed
-    # mass: unsupervised) or "truth" (the labels: the supervised ceiling)
+    # mass), "joint_bins" (a grid of several jet variables), "none" (no classification: the self-supervised term
+    # alone; needs ssl_weight > 0), all unsupervised; or "truth" (the labels: the supervised ceiling)
     target: str = "mass_bins"
     mass_bins: int = 20  # equal-width jet-mass bins over [data.mass_min, data.mass_max]
     bin_smoothing: float = 0.0  # Gaussian width (in bins) of the mass-bin targets; 0 = one-hot (the paper's)
