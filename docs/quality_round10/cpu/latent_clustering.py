@@ -8,16 +8,19 @@ head trained to maximise the mutual information between jet and cluster (regular
 """
 
 import sys
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans, SpectralClustering
 from sklearn.decomposition import PCA
 from sklearn.linear_model import LogisticRegression
 from sklearn.mixture import GaussianMixture
 from sklearn.neighbors import KNeighborsClassifier
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[3]))
+from ucluster.train import metrics as M  # noqa: E402
 
 prefix = sys.argv[1]
 train, evals = np.load(prefix + "_train.npz"), np.load(prefix + "_eval.npz")
@@ -27,10 +30,7 @@ T, yt = evals["test_latent"].astype(np.float64), evals["test_label"]
 
 
 def acc(label, cluster):
-    table = np.zeros((3, 3))
-    np.add.at(table, (cluster, label), 1)
-    rows, cols = linear_sum_assignment(-table)
-    return table[rows, cols].sum() / len(label)
+    return M.cluster_accuracy(M.contingency(cluster, label, 3, 3))
 
 
 def show(name, model_v, model_t):
