@@ -47,7 +47,7 @@ class DataConfig:
     pt_min: float = 0.0
     pt_max: float = 1.0e9
     max_particles: int = 100  # leading particles used (<= the dataset's P)
-    shuffle_buffer: int = 65536  # jets in each worker's shuffle buffer: must span many row groups (see conf/)
+    shuffle_buffer: int = 65536  # jets in each worker's streaming shuffle buffer: must span many row groups (conf/)
     reader_threads: int = 2  # row groups read and decoded in parallel by each worker
     # keep each worker's decoded shard in memory after its first epoch (~ jets x max_particles x features x 4
     # bytes): later epochs skip Parquet reading and decoding; same batches, same shuffling

@@ -8,6 +8,7 @@ import pytest
 from ucluster.data import schema as S
 from ucluster.data.loader import (
     JetStream,
+    _Reservoir,
     joint_bin_targets,
     list_row_groups,
     mass_bin_targets,
@@ -113,6 +114,45 @@ def test_shuffle_buffer_bounds_what_is_held(tiny_config):
     for batch in stream.batches(16, steps, epoch=0, shuffle=False):
         pos = [order[k] for k in batch["key"]]
         assert max(pos) - min(pos) < 64 + max_group + 16
+
+
+def test_reservoir_hands_out_every_jet_once_within_its_memory():
+    """Random draws take each added row exactly once, the arrays grow only to the buffer plus one chunk, and the
+    in-order mode keeps the order the rows came in."""
+    rng = np.random.default_rng(0)
+    capacity, chunk = 50, 20
+    res, drawn = _Reservoir(capacity), []
+    for start in range(0, 400, chunk):
+        res.add({"mass": np.arange(start, start + chunk, dtype=np.float32), "x": np.ones((chunk, 2, 3))})
+        while len(res) >= capacity:
+            drawn.append(res.draw(8, rng)["mass"])
+        assert len(res.arrays["mass"]) <= capacity + chunk
+    while len(res) >= 8:
+        drawn.append(res.draw(8, rng)["mass"])
+    flat = np.concatenate(drawn)
+    assert len(flat) == len(set(flat)) == 400 and not np.array_equal(flat, np.sort(flat))
+    ordered = _Reservoir()
+    ordered.add({"mass": np.arange(10.0)})
+    first = ordered.draw(4, None)["mass"]
+    ordered.add({"mass": np.arange(10.0, 13.0)})
+    rest = [ordered.draw(3, None)["mass"] for _ in range(3)]
+    np.testing.assert_array_equal(np.concatenate([first, *rest]), np.arange(13.0))
+
+
+def test_streaming_shuffle_mixes_one_class_files_to_the_end_of_the_epoch(tiny_config):
+    """The session dataset has one file per class and row groups of <= 64 jets; with a buffer of ~4 row groups
+    the last quarter of each epoch must still hold every class near its share of the epoch (a buffer emptied
+    block by block feeds it from the last one or two row groups: one or two classes)."""
+    tiny_config.data.shuffle_buffer = 256
+    stream = JetStream(tiny_config, "train")
+    steps = stream.selected_rows() // 16
+    deviations = []
+    for epoch in range(6):
+        labels = np.stack([b["label"] for b in stream.batches(16, steps, epoch=epoch, seed=2)])
+        share = np.bincount(labels.ravel(), minlength=3) / labels.size
+        tail = labels[-(steps // 4):].ravel()
+        deviations.append(np.abs(np.bincount(tail, minlength=3) / tail.size - share).max())
+    assert max(deviations) < 0.15, deviations
 
 
 def test_eval_batches_visit_every_selected_jet_once_with_padding(tiny_config):
