@@ -257,7 +257,7 @@ class JetStream:
         each draw. Compared with emptying and refilling the buffer block by block, no stretch of the epoch is
         fed from only the few row groups of a last, small block: with one class per file (simulated samples,
         one file per process) the last quarter of an epoch was 44 % W / 39 % Z / 17 % t on a 91 k-jet shard
-        where the whole is 30 / 33 / 37, and the trained network swung between epochs
+        where the whole shard is 34 / 34 / 31, and the trained network swung between epochs
         (docs/clustering-quality.md, round 11). Unshuffled, the jets come in file order.
         """
         rng = np.random.default_rng([seed, epoch, self.rank])
