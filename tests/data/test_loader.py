@@ -104,16 +104,13 @@ def test_epoch_batches_exact_steps_deterministic_and_shuffled(tiny_config):
         list(stream.batches(32, steps + 5, epoch=0))
 
 
-def test_shuffle_buffer_bounds_what_is_held(tiny_config):
-    """Jets leave the buffer in blocks: no batch mixes jets read more than a buffer plus a row group apart."""
+def test_unshuffled_batches_follow_file_order(tiny_config):
+    """Unshuffled, the batches are consecutive jets in file order, whatever the buffer size."""
     tiny_config.data.shuffle_buffer = 64
     stream = JetStream(tiny_config, "train")
-    order = {k: i for i, k in enumerate(_all_keys(stream))}
     steps = stream.selected_rows() // 16
-    max_group = max(r.num_rows for r in stream.refs)
-    for batch in stream.batches(16, steps, epoch=0, shuffle=False):
-        pos = [order[k] for k in batch["key"]]
-        assert max(pos) - min(pos) < 64 + max_group + 16
+    keys = np.concatenate([b["key"] for b in stream.batches(16, steps, epoch=0, shuffle=False)])
+    np.testing.assert_array_equal(keys, _all_keys(stream)[: steps * 16])
 
 
 def test_reservoir_hands_out_every_jet_once_within_its_memory():
@@ -141,8 +138,9 @@ def test_reservoir_hands_out_every_jet_once_within_its_memory():
 
 def test_streaming_shuffle_mixes_one_class_files_to_the_end_of_the_epoch(tiny_config):
     """The session dataset has one file per class and row groups of <= 64 jets; with a buffer of ~4 row groups
-    the last quarter of each epoch must still hold every class near its share of the epoch (a buffer emptied
-    block by block feeds it from the last one or two row groups: one or two classes)."""
+    the last quarter of an epoch must still hold every class near its share of the epoch. Averaged over 6 epochs
+    the largest deviation of a class share is 0.05-0.09 for seeds 0-9; a buffer emptied block by block feeds the
+    last quarter from the last one or two row groups (one or two classes): 0.20-0.37."""
     tiny_config.data.shuffle_buffer = 256
     stream = JetStream(tiny_config, "train")
     steps = stream.selected_rows() // 16
@@ -152,7 +150,7 @@ def test_streaming_shuffle_mixes_one_class_files_to_the_end_of_the_epoch(tiny_co
         share = np.bincount(labels.ravel(), minlength=3) / labels.size
         tail = labels[-(steps // 4):].ravel()
         deviations.append(np.abs(np.bincount(tail, minlength=3) / tail.size - share).max())
-    assert max(deviations) < 0.15, deviations
+    assert np.mean(deviations) < 0.12, deviations
 
 
 def test_eval_batches_visit_every_selected_jet_once_with_padding(tiny_config):

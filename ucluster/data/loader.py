@@ -253,16 +253,17 @@ class JetStream:
         """Exactly ``steps`` full batches of this worker's shard, seeded by seed/epoch/rank.
 
         Shuffled, the row groups are read in a random order into a streaming buffer of ``data.shuffle_buffer``
-        jets and every batch is drawn at random from all the jets the buffer holds, which is topped up after
-        each draw. Compared with emptying and refilling the buffer block by block, no stretch of the epoch is
-        fed from only the few row groups of a last, small block: with one class per file (simulated samples,
-        one file per process) the last quarter of an epoch was 44 % W / 39 % Z / 17 % t on a 91 k-jet shard
-        where the whole shard is 34 / 34 / 31, and the trained network swung between epochs
-        (docs/clustering-quality.md, round 11). Unshuffled, the jets come in file order.
+        jets; every batch is drawn at random from all the jets the buffer holds, and the next row group is read
+        in whenever it holds fewer. Compared with emptying and refilling the buffer block by block, no stretch
+        of the epoch is fed from only the few row groups of a last, small block: with one class per file
+        (simulated samples, one file per process) the last quarter of epoch 0 (seed 1) of a 91 k-jet shard was
+        44 % W / 39 % Z / 17 % t where the whole shard is 34 / 34 / 31, and the trained network swung between
+        epochs (docs/clustering-quality.md, round 11). Unshuffled, the jets come in file order.
         """
         rng = np.random.default_rng([seed, epoch, self.rank])
         order = rng.permutation(len(self.refs)) if shuffle else np.arange(len(self.refs))
-        capacity = max(self.cfg.data.shuffle_buffer, batch_size)
+        # unshuffled, nothing needs holding back: each batch goes out as soon as it is complete
+        capacity = max(self.cfg.data.shuffle_buffer, batch_size) if shuffle else batch_size
         buffer = _Reservoir(capacity)
         emitted = 0
         for chunk in self._read_many([self.refs[i] for i in order]):
@@ -321,10 +322,10 @@ def spread_order(n: int) -> np.ndarray:
 
 
 class _Reservoir:
-    """The jets of a streaming shuffle: arrays allocated once for ``capacity`` jets plus a row group (grown only
-    when a larger row group does not fit), rows ``first:held`` in use. A random draw takes rows out and moves
-    rows from the end into the holes, an in-order draw advances ``first``: adding and drawing copy only the jets
-    concerned, never the whole buffer."""
+    """The jets of a streaming shuffle: arrays allocated for ``capacity`` jets plus a row group (grown only when a
+    larger row group does not fit), rows ``first:held`` in use. A random draw takes rows out and moves rows from
+    the end into the holes; an in-order draw advances ``first``, and the rows in use move back to the start only
+    when a new chunk would not fit behind them. Drawing copies only the jets drawn and moved."""
 
     def __init__(self, capacity: int = 0) -> None:
         self.capacity = capacity
@@ -336,28 +337,37 @@ class _Reservoir:
 
     def add(self, chunk: Batch) -> None:
         n, used = len(chunk["mass"]), len(self)
+        if n == 0:
+            return
         size = len(self.arrays["mass"]) if self.arrays else 0
+        if self.held + n <= size:  # room behind the rows in use
+            for key, values in chunk.items():
+                self.arrays[key][self.held:self.held + n] = values
+            self.held += n
+            return
         grown = max(self.capacity + n, used + n) if used + n > size else size
         for key, values in chunk.items():
             old = self.arrays.get(key)
             new = old if grown == size else np.empty((grown, *values.shape[1:]), values.dtype)
-            if old is not None and (new is not old or self.first):
+            if old is not None:
                 new[:used] = old[self.first:self.held]  # compact (and move, when grown) the rows in use
             new[used:used + n] = values
             self.arrays[key] = new
         self.first, self.held = 0, used + n
 
     def draw(self, n: int, rng: np.random.Generator | None) -> Batch:
-        """``n`` jets taken at random (``rng``) or the first ``n`` in the order they came (None)."""
+        """``n`` jets taken at random (``rng``), in random order, or the first ``n`` in the order they came (None)."""
+        if n > len(self):
+            raise ValueError(f"cannot draw {n} jets from a buffer holding {len(self)}")
         if rng is None:
             out = {k: v[self.first:self.first + n].copy() for k, v in self.arrays.items()}
             self.first += n
             return out
-        idx = np.sort(self.first + rng.choice(len(self), n, replace=False))
+        idx = self.first + rng.choice(len(self), n, replace=False)
         out = {k: v[idx] for k, v in self.arrays.items()}
         end = self.held - n
         holes = idx[idx < end]  # rows drawn from below the new end are refilled from the rows above it
-        movers = np.setdiff1d(np.arange(end, self.held), idx, assume_unique=True)
+        movers = np.setdiff1d(np.arange(end, self.held), idx)
         for v in self.arrays.values():
             v[holes] = v[movers]
         self.held = end
