@@ -5,14 +5,16 @@
 # 0.731). On this sample (23 training row groups of one class each, 91 k jets) the loader of commit 1c5a8a9
 # emptied its 65 536-jet buffer block by block, so every epoch ended on a block of 6-7 row groups: its last 24 of
 # 89 batches were 44 % W / 39 % Z / 17 % t (epoch 0, seed 1). Commit 8f5b129 draws every batch from a streaming
-# buffer instead. Eight trainings side by side:
-#   block_default (seeds 1, 2):  conf/ucluster.yaml, 50 epochs, the block loader of 1c5a8a9 (.dev_q8/loader_block.py
-#                                = git show 1c5a8a9:ucluster/data/loader.py, run from a copy of the tree)
+# buffer instead (review mends in 5a02045). Eight trainings side by side (SEEDS=1 for five):
+#   block_default (seeds 1, 2):  conf/ucluster.yaml, 50 epochs, the block loader of 1c5a8a9, run from a copy of the
+#                                tree (before the call, here: git show 1c5a8a9:ucluster/data/loader.py >
+#                                .dev_q8/loader_block.py; the device has no git)
 #   stream_default (seeds 1, 2): the same with the streaming loader (this tree)
 #   stream_whole (seeds 1, 2):   the streaming loader with data.shuffle_buffer 131072: the whole shard is read
 #                                before the first batch, so every batch is a uniform draw of the epoch's jets
 #   block_sup30, stream_sup30 (seed 1): the supervised ceiling (30 epochs, lr halved every 10), either loader
 set -u
+[ -f .dev_q8/loader_block.py ] || { echo ".dev_q8/loader_block.py is missing (see the header)"; exit 1; }
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
   .dev_q8/whl/*.whl || exit 1
 export KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
