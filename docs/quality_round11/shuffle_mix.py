@@ -17,7 +17,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 from ucluster.config import load_config  # noqa: E402
 from ucluster.data import schema as S  # noqa: E402
-from ucluster.data.loader import JetStream  # noqa: E402
+from ucluster.data.loader import JetStream, _Reservoir  # noqa: E402
 
 B, TOP = 1024, 2
 cfg = load_config(None, {"data.path": "/tmp/jets.parquet"})
@@ -43,14 +43,14 @@ def block(order: np.ndarray, capacity: int, equal: bool = False) -> np.ndarray:
 
 
 def streaming(order: np.ndarray, capacity: int) -> np.ndarray:
-    buf, out = np.zeros(0, int), []
+    """The loader's own streaming buffer (``_Reservoir``, as ``JetStream.batches`` drives it), fed the labels."""
+    buf, out = _Reservoir(capacity), []
     for i in order:
-        buf = np.concatenate([buf, groups[i]])
+        buf.add({"mass": groups[i]})
         while len(buf) >= capacity:
-            buf = rng.permutation(buf)
-            out.append(buf[:B])
-            buf = buf[B:]
-    out.append(rng.permutation(buf))
+            out.append(buf.draw(B, rng)["mass"])
+    while len(buf) >= B:
+        out.append(buf.draw(B, rng)["mass"])
     return np.concatenate(out)
 
 

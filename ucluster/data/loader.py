@@ -267,8 +267,7 @@ class JetStream:
         buffer = _Reservoir(capacity)
         emitted = 0
         for chunk in self._read_many([self.refs[i] for i in order]):
-            if len(chunk["mass"]):
-                buffer.add(chunk)
+            buffer.add(chunk)
             while len(buffer) >= capacity and emitted < steps:
                 yield buffer.draw(batch_size, rng if shuffle else None)
                 emitted += 1
@@ -287,27 +286,23 @@ class JetStream:
         With ``max_jets`` the row groups are visited in :func:`spread_order` instead, so that the first jets come
         from every file: simulated and converted files often hold one class each, and the first N jets in file
         order would be one or two classes (a biased accuracy)."""
-        buffer: list[Batch] = []
-        held = seen = 0
+        buffer = _Reservoir(batch_size)
+        seen = 0
         refs = [self.refs[i] for i in spread_order(len(self.refs))] if max_jets else self.refs
         for chunk in self._read_many(refs):
             if max_jets:
                 chunk = _take(chunk, slice(0, max(0, max_jets - seen)))
             seen += len(chunk["mass"])
-            buffer.append(chunk)
-            held += len(chunk["mass"])
-            while held >= batch_size:
-                merged = _concat(buffer)
-                out = _take(merged, slice(0, batch_size))
+            buffer.add(chunk)
+            while len(buffer) >= batch_size:
+                out = buffer.draw(batch_size, None)
                 out["valid"] = np.ones(batch_size, np.float32)
                 yield out
-                rest = _take(merged, slice(batch_size, held))
-                buffer, held = [rest], held - batch_size
             if max_jets and seen >= max_jets:
                 break
+        held = len(buffer)
         if held:
-            merged = _concat(buffer)
-            out = {k: _pad(v, batch_size) for k, v in merged.items()}
+            out = {k: _pad(v, batch_size) for k, v in buffer.draw(held, None).items()}
             out["valid"] = (np.arange(batch_size) < held).astype(np.float32)
             out["mask"][held:, 0] = 1.0  # padded rows get one (zero) particle so they stay finite
             yield out
@@ -372,12 +367,6 @@ class _Reservoir:
             v[holes] = v[movers]
         self.held = end
         return out
-
-
-def _concat(parts: list[Batch]) -> Batch:
-    if len(parts) == 1:
-        return parts[0]
-    return {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
 
 
 def _take(batch: Batch, idx) -> Batch:
