@@ -272,7 +272,7 @@ def selected_on_val(history: list[dict], key: str) -> dict:
 def _epoch_line(run: str, epoch: int, m: dict) -> None:
     """One line per epoch (so that a run stopped part-way still leaves its curve in the log)."""
     keys = ("loss", "test_class_acc", "val_cluster_acc", "test_cluster_acc", "test_nmi", "test_moved_from_init",
-            "test_moved_from_prev", "test_moved_from_prev_matched")
+            "test_moved_from_prev", "test_moved_from_prev_matched", "live_val_cluster_acc", "live_test_cluster_acc")
     print(f"EPOCH {run} {epoch} " + " ".join(f"{k}={m[k]:.4f}" for k in keys if k in m), flush=True)
 
 

@@ -127,6 +127,9 @@ class TrainConfig:
     # where k-means finds the initial clusters: "latent" (the latent vectors themselves), or "target" (the
     # classifier's expected target coordinates; the centroids are then the mean latent of each cluster)
     kmeans_space: str = "latent"
+    # clustering epochs whose end-of-epoch trainable weights are averaged into the model that is evaluated,
+    # selected and saved (1 = the live weights). Training itself always continues from the live weights.
+    average_epochs: int = 1
 
 
 @dataclass
@@ -315,6 +318,7 @@ def validate(cfg: Config) -> None:
         (t.kmeans_space == "latent" or m.target != "none",
          "train.kmeans_space target needs a classification target (model.target none has none)"),
         (t.select in ("last", "best_val"), f"train.select must be 'last' or 'best_val', got '{t.select}'"),
+        (t.average_epochs >= 1, f"train.average_epochs must be >= 1 (1 = no averaging), got {t.average_epochs}"),
         (0 <= t.pretrain_epochs <= t.epochs, "train.pretrain_epochs must be between 0 and train.epochs"),
         (t.lr > 0 and t.lr_min > 0, "train.lr and train.lr_min must be positive"),
         (t.lr_decay_every >= 1, "train.lr_decay_every must be at least 1"),

@@ -31,6 +31,7 @@ from ucluster.redact import redact_config_dict
 from ucluster.train import checkpoint as ckpt
 from ucluster.train import metrics as M
 from ucluster.train import schedule
+from ucluster.train.averaging import TailAverage, assign_trainable, full_weights
 from ucluster.train.engine import Engine
 
 
@@ -172,6 +173,8 @@ class _Loop:
         # this worker's test-jet clusters at the k-means initialisation and at the last evaluation
         self._init_assigned: np.ndarray | None = None
         self._prev_assigned: np.ndarray | None = None
+        # train.average_epochs > 1: the clustering-phase model evaluated, selected and saved is a tail average
+        self.average = TailAverage(cfg.train.average_epochs) if cfg.train.average_epochs > 1 else None
 
     # -- evaluation -------------------------------------------------------------------------------------
     def evaluate(self, stream: JetStream, with_clusters: bool, prefix: str = "test") -> tuple[dict, np.ndarray]:
@@ -195,9 +198,9 @@ class _Loop:
         self.assigned = np.concatenate(assigned) if assigned else np.zeros(0, np.int64)
         return split_metrics(prefix, reduced[0], reduced[1], table, with_clusters), table
 
-    def evaluate_all(self, with_clusters: bool) -> dict:
+    def evaluate_all(self, with_clusters: bool, moves: bool = True) -> dict:
         out = self.evaluate(self.test, with_clusters)[0]
-        if with_clusters:
+        if with_clusters and moves:
             out.update(self._moves(self.assigned))
         if self.val is not None:
             out.update(self.evaluate(self.val, with_clusters, "val")[0])
@@ -221,6 +224,30 @@ class _Loop:
             self._init_assigned = assigned
         self._prev_assigned = assigned
         return out
+
+    def evaluate_epoch(self, model, centroids_ready: bool) -> dict:
+        """The figures of the model this epoch hands out. With tail averaging in the clustering phase: those of
+        the averaged weights, and the live weights' (which training continues from) as ``live_*``."""
+        if not (centroids_ready and self.average is not None):
+            return self.evaluate_all(centroids_ready)
+        live = {f"live_{k}": v for k, v in self.evaluate_all(True, moves=False).items()}
+        self.engine.pull()
+        self.average.add(model)
+        assign_trainable(model, self.average.mean())
+        self.engine.push()
+        try:
+            out = self.evaluate_all(True)
+        finally:
+            assign_trainable(model, self.average.latest())
+            self.engine.push()
+        return {**out, **live, "averaged_epochs": float(len(self.average))}
+
+    def handed_out_weights(self, model) -> list[np.ndarray]:
+        """The full weights of the model this epoch hands out (after ``engine.pull``): the live ones, or their
+        tail average."""
+        if self.average is not None and len(self.average):
+            return full_weights(model, self.average.mean())
+        return model.get_weights()
 
     # -- phases -----------------------------------------------------------------------------------------
     def input_statistics(self, model) -> None:
@@ -265,7 +292,7 @@ class _Loop:
             set_centroids(model, fit_centroids(cfg, sample, space))
         self.engine.push()
 
-    def run_epoch(self, epoch: int, steps: int, centroids_ready: bool) -> dict:
+    def run_epoch(self, model, epoch: int, steps: int, centroids_ready: bool) -> dict:
         from ucluster.progress import progress
 
         cfg, engine = self.cfg, self.engine
@@ -294,7 +321,7 @@ class _Loop:
         metrics = {"loss": sums[0] / n_steps, "focal_loss": sums[1] / n_steps, "cluster_loss": sums[2] / n_steps,
                    "train_class_acc": sums[3] / jets, "lr": lr, "alpha": alpha,
                    "jets_per_s": jets / max(seconds, 1e-9), "epoch_seconds": seconds}
-        metrics.update(self.evaluate_all(centroids_ready))
+        metrics.update(self.evaluate_epoch(model, centroids_ready))
         metrics["worker_peak_rss_mb"] = max(engine.allgather_object(_peak_rss_mb()))
         return {k: float(v) for k, v in metrics.items()}
 
@@ -395,13 +422,13 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                 state["init_metrics"] = {f"init_{k}": float(v) for k, v in init.items() if "class_acc" not in k}
                 if tracker:
                     tracker.log_metrics(state["init_metrics"], epoch)
-            last = loop.run_epoch(epoch, steps, state["centroids_ready"])
+            last = loop.run_epoch(model, epoch, steps, state["centroids_ready"])
             history.append({"epoch": epoch, **last})
             if cfg.train.select == "best_val" and last.get("val_cluster_acc", -1.0) > best["val"]:
                 best = {"val": last["val_cluster_acc"], "epoch": epoch, "metrics": dict(last)}
                 if rank == 0:
                     engine.pull()
-                    best_weights = model.get_weights()  # saved inside the next checkpoint, so they always agree
+                    best_weights = loop.handed_out_weights(model)  # saved in the next checkpoint: they agree
             state["best"] = best
             state.update(epoch=epoch, run_id=tracker.run_id if tracker else state["run_id"],
                          n_workers=size, devices=replicas(engine), engine=engine.name, finished=False,
@@ -426,6 +453,10 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                 model.set_weights(best_weights)
             engine.push()
             last = {**best["metrics"], "selected_epoch": float(best["epoch"])}
+        elif loop.average is not None and len(loop.average):  # select last: the tail average of the last epochs
+            engine.pull()
+            assign_trainable(model, loop.average.mean())
+            engine.push()
         sample = loop.eval_sample()
         engine.pull()
         final = _final_figures(cfg, last, state, history, sample)
