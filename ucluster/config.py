@@ -112,7 +112,7 @@ class TrainConfig:
     lr_decay_factor: float = 1.0  # 1 = constant (conf/ucluster.yaml says why not the paper's 0.5)
     lr_min: float = 1.0e-5
     lr_restart: bool = False  # restart the lr schedule when the clustering phase starts
-    alpha_start: float = 1.0  # softness of the cluster assignment in the first clustering epoch
+    alpha_start: float = 10.0  # sharpness of the cluster assignment in the first clustering epoch (conf/ucluster.yaml)
     alpha_step: float = 2.0  # added to alpha every clustering epoch
     beta: float = 10.0  # weight of the clustering loss (the paper's; conf/ucluster.yaml says what was measured)
     gamma: float = 2.0  # focal-loss focusing parameter
