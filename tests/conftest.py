@@ -80,7 +80,7 @@ def tiny_config(tiny_overrides, tmp_path):
 # --- a tiny model trained for real once per session (about 20 s here) -------------------------------------
 @pytest.fixture(scope="session")
 def trained(tiny_overrides, tmp_path_factory):
-    """Train the tiny model (3 epochs on 1 Horovod worker; α of the epoch selected on val: 1 or 3) into a fresh
+    """Train the tiny model (3 epochs on 1 Horovod worker; α of the epoch selected on val: 10 or 12) into a fresh
     directory with its own MLflow store.
 
     Session-scoped rather than per module: the inference tests only read the model (and log evaluations beside

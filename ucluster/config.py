@@ -128,7 +128,8 @@ class TrainConfig:
     # classifier's expected target coordinates; the centroids are then the mean latent of each cluster)
     kmeans_space: str = "latent"
     # clustering epochs whose end-of-epoch trainable weights are averaged into the model that is evaluated,
-    # selected and saved (1 = the live weights). Training itself always continues from the live weights.
+    # selected and saved (1 = the live weights; with select best_val, the epochs ending at the selected one; the
+    # copies travel in the checkpoint). Training itself always continues from the live weights.
     average_epochs: int = 1
 
 

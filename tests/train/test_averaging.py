@@ -46,8 +46,8 @@ def test_the_window_mean_replaces_only_trainable_weights():
         TailAverage(0)
 
 
-def _averaged_worker(config: dict) -> dict:
-    """One Horovod worker: the one loop with ``average_epochs`` 2, recording the live trainable weights at the end
+def _runs_worker(configs: list[dict]) -> list[dict]:
+    """One Horovod worker: the one loop for each config in turn, recording the live trainable weights at the end
     of every epoch (the model is caught as the loop builds it), then the saved model's weights."""
     import keras
 
@@ -56,51 +56,93 @@ def _averaged_worker(config: dict) -> dict:
     from ucluster.train.engines import make_engine
     from ucluster.train.trainer import config_from_dict
 
-    cfg = config_from_dict(config)
-    built, ends = [], []
-    build = um.build_model
+    build, engine, out = um.build_model, make_engine("horovod", True, 0, 0), []
+    for config in configs:
+        built, ends = [], []
 
-    def build_and_keep(*args, **kwargs):
-        built.append(build(*args, **kwargs))
-        return built[-1]
+        def build_and_keep(*args, built=built, **kwargs):
+            built.append(build(*args, **kwargs))
+            return built[-1]
 
-    um.build_model = build_and_keep
-    engine = make_engine("horovod", True, 0, 0)
-    result = loop.run(cfg, engine, track=False,
-                      on_epoch=lambda e, m: ends.append([v.numpy().copy() for v in built[0].trainable_variables]))
-    saved = keras.saving.load_model(result["model_path"], compile=False)
-    return {"result": result, "ends": ends, "saved": [v.numpy() for v in saved.trainable_variables]}
+        um.build_model = build_and_keep
+        result = loop.run(config_from_dict(config), engine, track=False,
+                          on_epoch=lambda e, m, b=built, ends=ends: ends.append(
+                              [v.numpy().copy() for v in b[0].trainable_variables]))
+        saved = keras.saving.load_model(result["model_path"], compile=False)
+        out.append({"result": result, "ends": ends, "saved": [v.numpy() for v in saved.trainable_variables]})
+    um.build_model = build
+    return out
 
 
 cloudpickle.register_pickle_by_value(sys.modules[__name__])  # the worker cannot import this test module
 
 
-def test_training_follows_the_live_weights_and_the_saved_model_is_their_tail_mean(trained, tiny_overrides,
-                                                                                  tmp_path, monkeypatch):
-    """Same seed, deterministic ops: the live curve of the averaged run is the plain run's curve (averaging
-    changes nothing in training), and with ``select last`` the saved model is the mean of the last two epochs."""
+def _assert_mean_of(saved: list, copies: list[list]) -> None:
+    expected = [np.mean(np.stack(ws).astype(np.float64), axis=0) for ws in zip(*copies, strict=True)]
+    for got, want in zip(saved, expected, strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert any(not np.allclose(want, live) for want, live in zip(expected, copies[-1], strict=True)), \
+        "the averaged epochs ended on the same weights: the test would not tell the mean from the live weights"
+
+
+@pytest.fixture(scope="module")
+def averaged_runs(tiny_overrides, tmp_path_factory):
+    """4 epochs (3 of clustering), deterministic ops, one seed: a plain run, then average_epochs 2 with select
+    last and with select best_val, in one worker process."""
     from ucluster.config import load_config
     from ucluster.distributed import HorovodRunner
 
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
-    cfg = load_config(None, {**tiny_overrides, "run.output_dir": str(tmp_path / "avg"), "run.deterministic": True,
-                             "train.average_epochs": 2, "train.select": "last"})
-    out = HorovodRunner(np=-1).run(_averaged_worker, config=cfg.to_dict())
-    history = out["result"]["history"]
-    reference = trained.result["history"]
-    clustering = [h for h in history if "test_cluster_acc" in h]
-    assert [h["averaged_epochs"] for h in clustering] == [1.0, 2.0]
-    for mine, ref in zip(history, reference, strict=True):
-        assert mine["loss"] == pytest.approx(ref["loss"], rel=1e-6)
-        if "test_cluster_acc" in ref:
-            assert mine["live_test_cluster_acc"] == pytest.approx(ref["test_cluster_acc"])
-    # the first clustering epoch averages one copy: the averaged figures are the live ones
-    assert clustering[0]["test_cluster_acc"] == pytest.approx(clustering[0]["live_test_cluster_acc"])
-    last_two = out["ends"][-2:]
-    expected = [(a.astype(np.float64) + b) / 2 for a, b in zip(*last_two, strict=True)]
-    changed = False
-    for saved, want, live in zip(out["saved"], expected, last_two[1], strict=True):
-        np.testing.assert_allclose(saved, want, rtol=1e-5, atol=1e-6)
-        changed |= not np.allclose(want, live)
-    assert changed, "the last two epochs ended on the same weights: the test would not tell mean from live"
-    assert out["result"]["test_cluster_acc"] == clustering[-1]["test_cluster_acc"]
+    out = tmp_path_factory.mktemp("averaging")
+    base = {**tiny_overrides, "run.deterministic": True, "train.epochs": 4}
+    configs = [load_config(None, {**base, "run.output_dir": str(out / name), **extra}) for name, extra in
+               (("plain", {}), ("last", {"train.average_epochs": 2, "train.select": "last"}),
+                ("best", {"train.average_epochs": 2, "train.select": "best_val"}))]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        runs = HorovodRunner(np=-1).run(_runs_worker, configs=[c.to_dict() for c in configs])
+    return dict(zip(("plain", "last", "best"), zip(configs, runs, strict=True), strict=True))
+
+
+def test_training_follows_the_live_weights(averaged_runs):
+    """Averaging changes nothing in training: with 3 clustering epochs and a window of 2 the mean differs from the
+    live weights before the last epoch trains, yet the averaged runs' live curves are the plain run's."""
+    plain = averaged_runs["plain"][1]["result"]["history"]
+    for name in ("last", "best"):
+        history = averaged_runs[name][1]["result"]["history"]
+        clustering = [h for h in history if "test_cluster_acc" in h]
+        assert [h["averaged_epochs"] for h in clustering] == [1.0, 2.0, 2.0]
+        # the first clustering epoch averages one copy: the averaged figures are the live ones
+        assert clustering[0]["test_cluster_acc"] == pytest.approx(clustering[0]["live_test_cluster_acc"])
+        for mine, ref in zip(history, plain, strict=True):
+            assert mine["loss"] == pytest.approx(ref["loss"], rel=1e-6), name
+            if "test_cluster_acc" in ref:
+                assert mine["live_test_cluster_acc"] == pytest.approx(ref["test_cluster_acc"]), name
+        np.testing.assert_allclose(averaged_runs[name][1]["ends"][-1][0], averaged_runs["plain"][1]["ends"][-1][0],
+                                   rtol=1e-5, atol=1e-6)
+
+
+def test_the_saved_model_is_the_tail_mean_and_the_checkpoint_keeps_the_window(averaged_runs):
+    from ucluster.train.checkpoint import read_average_window
+
+    cfg, run = averaged_runs["last"]
+    _assert_mean_of(run["saved"], run["ends"][-2:])
+    assert run["result"]["test_cluster_acc"] == run["result"]["history"][-1]["test_cluster_acc"]
+    stored = read_average_window(cfg.run.output_dir)  # a resumed run averages the same copies
+    assert len(stored) == 2
+    for copy, end in zip(stored, run["ends"][-2:], strict=True):
+        for a, b in zip(copy, end, strict=True):
+            np.testing.assert_array_equal(a, b)
+
+
+def test_best_val_keeps_the_tail_mean_of_the_selected_epoch(averaged_runs):
+    cfg, run = averaged_runs["best"]
+    epoch = int(run["result"]["selected_epoch"])
+    first = cfg.train.pretrain_epochs
+    window = run["ends"][max(first, epoch - 1):epoch + 1]
+    if len(window) == 1:  # selected at the first clustering epoch: the mean of one copy
+        for got, want in zip(run["saved"], window[0], strict=True):
+            np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    else:
+        _assert_mean_of(run["saved"], window)
+    best = max((h for h in run["result"]["history"] if "val_cluster_acc" in h), key=lambda h: h["val_cluster_acc"])
+    assert best["epoch"] == epoch

@@ -38,6 +38,15 @@ class TailAverage:
     def latest(self) -> list[np.ndarray]:
         return self.window[-1]
 
+    def copies(self) -> list[list[np.ndarray]]:
+        """The copies held, oldest first (what a checkpoint stores)."""
+        return list(self.window)
+
+    def restore(self, copies: list[list[np.ndarray]]) -> None:
+        """Take the copies of a checkpoint (oldest first), keeping the newest ``n``."""
+        self.window.clear()
+        self.window.extend(copies)
+
 
 def assign_trainable(model, values: list[np.ndarray]) -> None:
     """Set ``model``'s trainable variables to ``values`` (in ``model.trainable_variables`` order)."""

@@ -75,11 +75,16 @@ def _clean_stale_temporaries(path: Path) -> None:
 
 
 def save_checkpoint(output_dir: str | Path, model, optimizer, state: dict,
-                    best_weights: list[np.ndarray] | None = None) -> Path:
+                    best_weights: list[np.ndarray] | None = None,
+                    average_window: list[list[np.ndarray]] | None = None) -> Path:
+    """Model and optimizer variables, the state, the weights selected on val and the copies of trainable weights
+    that ``train.average_epochs`` averages (so that a resumed run hands out the model an uninterrupted one would)."""
     arrays = {f"model_{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
     arrays.update({f"optim_{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)})
     if best_weights is not None:
         arrays.update({f"best_{i:04d}": np.asarray(w) for i, w in enumerate(best_weights)})
+    for j, copy in enumerate(average_window or []):
+        arrays.update({f"avg{j:03d}_{i:04d}": np.asarray(w) for i, w in enumerate(copy)})
     arrays["state"] = np.frombuffer(json.dumps({**state, "format": FORMAT}).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -116,6 +121,17 @@ def read_best_weights(output_dir: str | Path) -> list[np.ndarray]:
         if keys:
             return [data[k] for k in keys]
     return read_weights(output_dir, "best")
+
+
+def read_average_window(output_dir: str | Path) -> list[list[np.ndarray]]:
+    """The end-of-epoch copies of the trainable weights stored for ``train.average_epochs``, oldest first
+    (empty for checkpoints without them)."""
+    path = checkpoint_path(output_dir)
+    copies: dict[str, list[str]] = {}
+    with _open(path) as data:
+        for key in sorted(k for k in data.files if k.startswith("avg")):
+            copies.setdefault(key.split("_")[0], []).append(key)
+        return [[data[k] for k in keys] for _, keys in sorted(copies.items())]
 
 
 def _unreadable(path: Path, exc: BaseException) -> CheckpointError:

@@ -379,9 +379,13 @@ def run(cfg: Config, engine: Engine, track: bool = True,
 
     state = {"epoch": -1, "run_id": None, "centroids_ready": False, "finished": False, "history": []}
     if cfg.run.resume:
+        window = None
         if rank == 0:
             state = {"history": [], **ckpt.restore_checkpoint(cfg.run.output_dir, model, optimizer)}
+            window = ckpt.read_average_window(cfg.run.output_dir) if loop.average is not None else None
         state = engine.broadcast_object(state)
+        if loop.average is not None:  # every rank holds the same copies, so every rank takes the same branches
+            loop.average.restore(engine.broadcast_object(window))
         if state.get("devices", 1) != replicas(engine):  # the global batch and the lr depend on it
             raise TrainingError(f"--resume: the checkpoint was written on {state.get('devices', 1)} device(s) per "
                                 f"worker, this run has {replicas(engine)} (set run.devices to match)")
@@ -439,7 +443,7 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                 if on_epoch:
                     on_epoch(epoch, last)
                 engine.pull()
-                ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights)
+                ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights, window_copies(loop))
         if not state["centroids_ready"] or not last:
             # No clustering epoch ran (pretraining only, or a resume of a completed schedule): the k-means
             # initialisation is the clustering result.
@@ -463,7 +467,7 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         if rank != 0:
             return {"rank": rank, **final}
         state.update(finished=True, **identity)
-        ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights)
+        ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights, window_copies(loop))
         final["model_path"] = str(_save_model(model, cfg.run.output_dir))
         if tracker:
             try:
@@ -479,6 +483,11 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         if tracker:
             tracker.fail()
         raise
+
+
+def window_copies(loop: _Loop) -> list[list[np.ndarray]] | None:
+    """The tail-averaging copies a checkpoint stores (None without tail averaging)."""
+    return loop.average.copies() if loop.average is not None else None
 
 
 def _tracking_reachable() -> bool:
