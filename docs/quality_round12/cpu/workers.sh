@@ -3,14 +3,14 @@
 # round-8 sample at /tmp/jets.parquet, 20 epochs of which 6 pretraining, 20 000 training jets per epoch, global
 # batch 256 and lr 1e-3 for 1 worker x 256 and 2 workers x 128, full val and test every epoch, selected on val)
 # with the streaming loader, for train.alpha_start 10 (the new default, from the GPU calls of this round) on 1 and
-# 2 workers, and alpha_start 1 (the old one) on 1 worker. One run at a time.
+# 2 workers, and alpha_start 1 (the old one) on 1 worker (ALPHAS=10 skips it). One run at a time.
 cd "$(dirname "$0")/../../.." || exit 1
 LOGS=${LOGS:-docs/quality_round12/cpu}
 C="--config conf/demo.yaml --data ${DATA:-/tmp/jets.parquet} --data.reader_threads 1 --train.epochs 20
   --train.pretrain_epochs 6 --data.max_train_jets 20000 --data.max_eval_jets 0 --train.scale_lr false
   --run.experiment workers_study --run.progress false"
 for seed in ${SEEDS:-1 2 3}; do
-  for a in 10 1; do
+  for a in ${ALPHAS:-10 1}; do
     .venv/bin/python -m jobs.train $C --train.seed $seed --train.alpha_start $a --np -1 --train.batch_size 256 \
       --run.output_dir /tmp/wk12_a${a}_1_s$seed --run.run_name a${a}_np1_s$seed > $LOGS/wk_a${a}_np1_s$seed.log 2>&1
   done
