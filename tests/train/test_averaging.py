@@ -94,13 +94,16 @@ def averaged_runs(tiny_overrides, tmp_path_factory):
 
     out = tmp_path_factory.mktemp("averaging")
     base = {**tiny_overrides, "run.deterministic": True, "train.epochs": 4}
-    configs = [load_config(None, {**base, "run.output_dir": str(out / name), **extra}) for name, extra in
-               (("plain", {}), ("last", {"train.average_epochs": 2, "train.select": "last"}),
-                ("best", {"train.average_epochs": 2, "train.select": "best_val"}))]
+    last = {"train.average_epochs": 2, "train.select": "last"}
+    names = ("plain", "last", "best", "part", "resumed")
+    configs = [load_config(None, {**base, "run.output_dir": str(out / directory), **extra}) for directory, extra in
+               (("plain", {}), ("last", last), ("best", {"train.average_epochs": 2, "train.select": "best_val"}),
+                # "last" in two goes: 3 epochs (a finished run), then resumed for the 4th
+                ("part", {**last, "train.epochs": 3}), ("part", {**last, "run.resume": True}))]
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         runs = HorovodRunner(np=-1).run(_runs_worker, configs=[c.to_dict() for c in configs])
-    return dict(zip(("plain", "last", "best"), zip(configs, runs, strict=True), strict=True))
+    return dict(zip(names, zip(configs, runs, strict=True), strict=True))
 
 
 def test_training_follows_the_live_weights(averaged_runs):
@@ -146,3 +149,16 @@ def test_best_val_keeps_the_tail_mean_of_the_selected_epoch(averaged_runs):
         _assert_mean_of(run["saved"], window)
     best = max((h for h in run["result"]["history"] if "val_cluster_acc" in h), key=lambda h: h["val_cluster_acc"])
     assert best["epoch"] == epoch
+
+
+def test_a_finished_run_resumed_for_more_epochs_matches_the_uninterrupted_one(averaged_runs):
+    """The finished checkpoint keeps the weights training ended on (not the averaged model it handed out) and the
+    averaged copies: extending the 3-epoch run by one epoch gives the 4-epoch run's curve and model."""
+    straight, resumed = averaged_runs["last"][1], averaged_runs["resumed"][1]
+    assert [h["epoch"] for h in resumed["result"]["history"]] == [0, 1, 2, 3]
+    for mine, ref in zip(resumed["result"]["history"], straight["result"]["history"], strict=True):
+        for key in ("loss", "live_test_cluster_acc", "test_cluster_acc"):
+            if key in ref:
+                assert mine[key] == pytest.approx(ref[key], rel=1e-5), (mine["epoch"], key)
+    for got, want in zip(resumed["saved"], straight["saved"], strict=True):
+        np.testing.assert_allclose(got, want, rtol=1e-4, atol=1e-6)

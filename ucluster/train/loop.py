@@ -451,14 +451,16 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                 loop.init_centroids(model)
                 state["centroids_ready"] = True
             last = {**last, **loop.evaluate_all(True)}
+        engine.pull()
+        # the weights training ended on: the finished checkpoint keeps them, so that a resume with more epochs
+        # continues from where training stopped, not from the model handed out (selected or averaged)
+        live_weights = model.get_weights() if rank == 0 else None
         if best["metrics"] is not None:  # the clustering epoch that scored best on val, not the last one
-            engine.pull()
             if rank == 0:
                 model.set_weights(best_weights)
             engine.push()
             last = {**best["metrics"], "selected_epoch": float(best["epoch"])}
         elif loop.average is not None and len(loop.average):  # select last: the tail average of the last epochs
-            engine.pull()
             assign_trainable(model, loop.average.mean())
             engine.push()
         sample = loop.eval_sample()
@@ -467,7 +469,10 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         if rank != 0:
             return {"rank": rank, **final}
         state.update(finished=True, **identity)
+        handed_out = model.get_weights()
+        model.set_weights(live_weights)
         ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights, window_copies(loop))
+        model.set_weights(handed_out)
         final["model_path"] = str(_save_model(model, cfg.run.output_dir))
         if tracker:
             try:
