@@ -9,26 +9,21 @@ the most balanced val clusters (label-free, assumes classes of similar size); th
     python docs/quality_round12/label_free_stop.py docs/quality_round12/raw*/*.json > label_free_stop.log
 """
 
-import json
 import sys
 
 import numpy as np
+from summary import device_runs  # this folder (the script's own directory is on sys.path)
 
 results: dict[str, list[dict]] = {}
-for path in sys.argv[1:]:
-    for name, run in json.load(open(path))["runs"].items():
-        variant = name.rsplit("_seed", 1)[0]
-        p = "live_" if variant in ("avg5", "avg10") else ""
-        variant = "default" if p else variant
-        h = [r for r in run["history"] if "test_cluster_acc" in r]
-        if not h:
-            continue
-        test = np.array([r[f"{p}test_cluster_acc"] for r in h])
-        results.setdefault(variant, []).append({
-            "val_cluster_acc": test[np.argmax([r[f"{p}val_cluster_acc"] for r in h])],
-            "val_massbin_acc": test[np.argmax([r[f"{p}val_class_acc"] for r in h])],
-            "balanced": test[np.argmax([r[f"{p}val_min_cluster_fraction"] for r in h])],
-            "last": test[-1], "last10_mean": test[-10:].mean(), "best_on_test": test.max()})
+for variant, _, _, h, p in device_runs(sys.argv[1:]):
+    if not h:
+        continue
+    test = np.array([r[f"{p}test_cluster_acc"] for r in h])
+    results.setdefault(variant, []).append({
+        "val_cluster_acc": test[np.argmax([r[f"{p}val_cluster_acc"] for r in h])],
+        "val_massbin_acc": test[np.argmax([r[f"{p}val_class_acc"] for r in h])],
+        "balanced": test[np.argmax([r[f"{p}val_min_cluster_fraction"] for r in h])],
+        "last": test[-1], "last10_mean": test[-10:].mean(), "best_on_test": test.max()})
 print(f"{'variant':<9} {'runs':>4} " + " ".join(f"{k:>15}" for k in next(iter(results.values()))[0]))
 for variant, rows in results.items():
     print(f"{variant:<9} {len(rows):>4} " + " ".join(f"{np.mean([r[k] for r in rows]):15.3f}" for k in rows[0]))
