@@ -52,7 +52,8 @@ def _spark_python_workers(job: subprocess.Popen) -> list[psutil.Process]:
     found = []
     for proc in psutil.Process(job.pid).children(recursive=True):
         try:
-            if "pyspark.daemon" in " ".join(proc.parent().cmdline()):  # forked by the daemon (whose parent is the JVM)
+            parent = proc.parent()  # None once the worker has exited and been reaped between the listing and here
+            if parent is not None and "pyspark.daemon" in " ".join(parent.cmdline()):  # forked by the daemon
                 found.append(proc)
         except psutil.Error:
             continue
@@ -108,7 +109,8 @@ class SparkJob:
                 time.sleep(0.005)
                 continue
             proc, why = hit
-            assert proc.pid in {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}
+            if proc.pid not in {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}:
+                continue  # it exited after being picked: never signal a pid that may have been reused
             os.kill(proc.pid, signal.SIGKILL)
             killed.append({"pid": proc.pid, "why": why})
             seen_by = time.time() + 3  # Spark logs a lost task within a second; an idle victim is just replaced
