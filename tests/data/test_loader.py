@@ -234,3 +234,6 @@ def test_capped_evaluation_samples_every_class_and_the_same_jets_each_time(tiny_
     assert len(capped[0]) == cap and set(capped[0]) == set(labels)
     again = np.concatenate([b["key"][b["valid"] > 0] for b in JetStream(tiny_config, "train").eval_batches(32, cap)])
     np.testing.assert_array_equal(again, capped[1])
+    # a cap below one row group is shared among all of them, not filled from the first (one file, one class)
+    small = np.concatenate([b["label"][b["valid"] > 0] for b in stream.eval_batches(32, 12)])
+    assert len(small) == 12 and set(small) == set(labels), small

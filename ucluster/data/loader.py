@@ -283,15 +283,18 @@ class JetStream:
     def eval_batches(self, batch_size: int, max_jets: int = 0) -> Iterator[Batch]:
         """Every selected jet of the shard once, in file order; the last batch is zero-padded, ``valid`` marks rows.
 
-        With ``max_jets`` the row groups are visited in :func:`spread_order` instead, so that the first jets come
-        from every file: simulated and converted files often hold one class each, and the first N jets in file
-        order would be one or two classes (a biased accuracy)."""
+        With ``max_jets`` the row groups are visited in :func:`spread_order` instead, and each gives an equal share
+        of the cap (the first rows; what a short one lacks goes to the later ones): simulated and converted files
+        often hold one class each, so the first N jets in file order would be one or two classes (a biased
+        accuracy), and so would whole row groups when the cap is below a few of them (measured: a cap of 1 024
+        jets with row groups of 1 600 evaluated one class, accuracy 0.84 and NMI 0)."""
         buffer = _Reservoir(batch_size)
         seen = 0
         refs = [self.refs[i] for i in spread_order(len(self.refs))] if max_jets else self.refs
-        for chunk in self._read_many(refs):
+        for i, chunk in enumerate(self._read_many(refs)):
             if max_jets:
-                chunk = _take(chunk, slice(0, max(0, max_jets - seen)))
+                share = -(-(max_jets - seen) // (len(refs) - i))  # ceil: the rest of the cap over the groups left
+                chunk = _take(chunk, slice(0, max(0, share)))
             seen += len(chunk["mass"])
             buffer.add(chunk)
             while len(buffer) >= batch_size:
