@@ -8,7 +8,11 @@ test jets is computed once, and then on the test split:
   so it is a diagnostic, never a way to choose a model or a setting;
 * **k-means** (k = model.n_clusters) on the latent, and on its leading principal components;
 * a **Gaussian mixture** (full covariances) on the leading principal components;
-* the model's own clusters (nearest centroid).
+* the model's own clusters (nearest centroid);
+* the **neighbourhood purity**: the fraction of each test jet's 20 nearest training latents that share its class
+  (labels again, a diagnostic). A clustering that puts jets with their neighbours can hardly be purer than its
+  neighbourhoods: on round 10's pretrained latents it was 0.74-0.76, and SCAN-style neighbour consistency reached
+  0.65-0.68 (docs/clustering-quality.md, round 13).
 
 A latent whose linear probe is far above every clustering of it holds the classes, and the loss is in the
 clustering; a probe close to them says the representation itself is the limit.
@@ -32,6 +36,7 @@ if str(REPO) not in sys.path:
 from ucluster.config import add_config_arguments, load_config, overrides_from_args  # noqa: E402
 
 OBSERVABLES = ("mass", "mass_sd", "tau21", "tau32")
+NEIGHBOURS = 20  # training latents around each test jet for the neighbourhood purity
 
 
 def latents(model, cfg, split: str, max_jets: int) -> dict[str, np.ndarray]:
@@ -64,6 +69,7 @@ def probe(train: dict, test: dict, k: int, n_classes: int, seed: int, dims: tupl
     from sklearn.decomposition import PCA
     from sklearn.linear_model import LogisticRegression
     from sklearn.mixture import GaussianMixture
+    from sklearn.neighbors import NearestNeighbors
 
     x, xt = train["latent"].astype(np.float64), test["latent"].astype(np.float64)
     lr = LogisticRegression(max_iter=2000).fit(x, train["label"])
@@ -71,6 +77,8 @@ def probe(train: dict, test: dict, k: int, n_classes: int, seed: int, dims: tupl
            "model_clusters": accuracy(test["cluster"], test["label"], k, n_classes),
            "kmeans_latent": accuracy(KMeans(k, n_init=10, random_state=seed).fit(x).predict(xt), test["label"],
                                      k, n_classes)}
+    neighbours = NearestNeighbors(n_neighbors=NEIGHBOURS).fit(x).kneighbors(xt, return_distance=False)
+    out["neighbourhood_purity"] = float(np.mean(train["label"][neighbours] == test["label"][:, None]))
     pca = PCA(n_components=max(dims), random_state=seed).fit(x)
     z, zt = pca.transform(x), pca.transform(xt)
     out["pca_explained"] = [float(v) for v in np.cumsum(pca.explained_variance_ratio_)[[d - 1 for d in dims]]]

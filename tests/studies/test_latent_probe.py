@@ -18,7 +18,7 @@ def test_latent_probe_reports_and_dumps(trained, tmp_path, capsys):
                             "--data.max_particles", str(cfg.data.max_particles)])
     assert rc == 0
     figures = json.loads(out.read_text())
-    for key in ("linear_probe", "model_clusters", "kmeans_latent", "kmeans_pca2", "gmm_pca3"):
+    for key in ("linear_probe", "model_clusters", "kmeans_latent", "kmeans_pca2", "gmm_pca3", "neighbourhood_purity"):
         assert 1 / 3 - 0.05 <= figures[key] <= 1.0, key  # accuracies of 3 balanced-ish classes
     assert len(figures["pca_explained"]) == 2 and 0 < figures["pca_explained"][0] <= figures["pca_explained"][1] <= 1
     train, evals = np.load(f"{dump}_train.npz"), np.load(f"{dump}_eval.npz")
