@@ -8,10 +8,7 @@
 #         different bins); jets groomed below the window go to the first bin
 #   mmsd: the joint m x m_SD grid, 10 x 24
 cd "$(dirname "$0")/../../.." || exit 1
-LOGS=${LOGS:-docs/quality_round13/cpu}
-C="--config conf/demo.yaml --data ${DATA:-/tmp/jets.parquet} --data.reader_threads 1 --train.epochs 20
-  --train.pretrain_epochs 6 --data.max_train_jets 20000 --data.max_eval_jets 0 --train.scale_lr false
-  --run.experiment workers_study --run.progress false --train.alpha_start 10 --np -1 --train.batch_size 256"
+. docs/quality_round13/cpu/protocol.sh
 for seed in ${SEEDS:-1 2 3}; do
   .venv/bin/python -m jobs.train $C --train.seed $seed --model.target mass_sd_bins --model.mass_bins 24 \
     --run.output_dir /tmp/r13_msd_s$seed --run.run_name msd_s$seed > $LOGS/msd_s$seed.log 2>&1

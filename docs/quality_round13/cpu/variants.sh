@@ -10,10 +10,7 @@
 #   t3:    the joint m x tau21 x tau32 grid (20 x 3 x 3), whose pretrained latent held the most (probe 0.79), tied
 #          with mass bins in round 10 (with alpha_start 1).
 cd "$(dirname "$0")/../../.." || exit 1
-LOGS=${LOGS:-docs/quality_round13/cpu}
-C="--config conf/demo.yaml --data ${DATA:-/tmp/jets.parquet} --data.reader_threads 1 --train.epochs 20
-  --train.pretrain_epochs 6 --data.max_train_jets 20000 --data.max_eval_jets 0 --train.scale_lr false
-  --run.experiment workers_study --run.progress false --train.alpha_start 10 --np -1 --train.batch_size 256"
+. docs/quality_round13/cpu/protocol.sh
 for seed in ${SEEDS:-1 2 3}; do
   .venv/bin/python -m jobs.train $C --train.seed $seed --model.ssl_weight 0.3 --model.ssl_drop 0 \
     --run.output_dir /tmp/r13_rot03_s$seed --run.run_name rot03_s$seed > $LOGS/rot03_s$seed.log 2>&1

@@ -1,0 +1,8 @@
+# Round 13, CPU: the run protocol every script of this folder sources (round 12's 1-worker CPU protocol,
+# docs/quality_round12/cpu/workers.sh: demo-size network, the round-8 sample at /tmp/jets.parquet, 20 epochs of
+# which 6 pretraining unless a script overrides them, 20 000 training jets per epoch, batch 256, lr 1e-3,
+# alpha_start 10, full val and test every epoch, selected on val). Sets LOGS and C; run from the repository root.
+LOGS=${LOGS:-docs/quality_round13/cpu}
+C="--config conf/demo.yaml --data ${DATA:-/tmp/jets.parquet} --data.reader_threads 1 --train.epochs 20
+  --train.pretrain_epochs 6 --data.max_train_jets 20000 --data.max_eval_jets 0 --train.scale_lr false
+  --run.experiment workers_study --run.progress false --train.alpha_start 10 --np -1 --train.batch_size 256"
