@@ -1,6 +1,6 @@
 #!/bin/bash
-# Round 13, CPU (2 cores). The device budget was spent before this session started (80 s left), so call1.sh (the
-# same comparison with the paper-size network) could not run. Here on round 12's 1-worker CPU protocol
+# Round 13, CPU (2 cores). The device budget was spent before this session started (80 s left), so the same
+# comparison with the paper-size network could not run. Here on round 12's 1-worker CPU protocol
 # (docs/quality_round12/cpu/workers.sh: demo-size network, round-8 sample at /tmp/jets.parquet, 20 epochs of which
 # 6 pretraining, 20 000 training jets per epoch, batch 256, lr 1e-3, alpha_start 10, full val and test every
 # epoch, selected on val), paired with that round's a10 1-worker runs of the same seeds:
