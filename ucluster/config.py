@@ -53,7 +53,7 @@ class DataConfig:
     # bytes): later epochs skip Parquet reading and decoding; same batches, same shuffling
     cache: bool = False
     max_train_jets: int = 0  # 0 = all; caps the jets each epoch reads (global, split across workers)
-    max_eval_jets: int = 0  # 0 = all; caps the test jets evaluated
+    max_eval_jets: int = 0  # 0 = all; caps the val and test jets evaluated (about: ceil(cap / workers) per worker)
     # [mass_min, mass_max, pt_min, pt_max] of the jets evaluated (test and val splits); empty = the training
     # selection above. jobs/tune.py pins it to the base config's, so trials that change the training selection
     # are still all scored on the same jets.

@@ -237,3 +237,21 @@ def test_capped_evaluation_samples_every_class_and_the_same_jets_each_time(tiny_
     # a cap below one row group is shared among all of them, not filled from the first (one file, one class)
     small = np.concatenate([b["label"][b["valid"] > 0] for b in stream.eval_batches(32, 12)])
     assert len(small) == 12 and set(small) == set(labels), small
+
+
+@pytest.mark.parametrize("cap", [5, 12, 100, -1])
+def test_capped_evaluation_shares_the_cap_among_row_groups(tiny_config, cap):
+    """Each row group gives an equal share (groups past the cap give none; a group short of its share is made up
+    from the others' rows), so the cap is met exactly whenever the shard holds enough jets."""
+    tiny_config.data.reader_threads = 1
+    stream = JetStream(tiny_config, "train")
+    group_of = {key: g for g, ref in enumerate(stream.refs) for key in stream._read(ref)["key"]}
+    sizes = np.bincount(list(group_of.values()), minlength=len(stream.refs))
+    cap = len(group_of) - 3 if cap < 0 else cap  # nearly everything: the short last groups force a top-up
+    keys = np.concatenate([b["key"][b["valid"] > 0] for b in stream.eval_batches(32, cap)])
+    assert len(keys) == len(set(keys)) == cap
+    taken = np.bincount([group_of[k] for k in keys], minlength=len(stream.refs))
+    assert np.all(taken <= sizes)
+    if cap <= sizes.min() * len(sizes):  # no group short of its share: equal shares, within one jet
+        assert taken.max() - taken.min() <= 1 or cap < len(sizes) and taken.max() == 1, taken
+    assert np.count_nonzero(taken) == min(cap, len(sizes))

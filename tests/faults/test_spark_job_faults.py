@@ -52,7 +52,7 @@ def _spark_python_workers(job: subprocess.Popen) -> list[psutil.Process]:
     found = []
     for proc in psutil.Process(job.pid).children(recursive=True):
         try:
-            parent = proc.parent()  # None once the worker has exited and been reaped between the listing and here
+            parent = proc.parent()  # None when the parent has gone (or its pid was reused) since the listing
             if parent is not None and "pyspark.daemon" in " ".join(parent.cmdline()):  # forked by the daemon
                 found.append(proc)
         except psutil.Error:
@@ -110,8 +110,11 @@ class SparkJob:
                 continue
             proc, why = hit
             if proc.pid not in {p.pid for p in psutil.Process(self.proc.pid).children(recursive=True)}:
-                continue  # it exited after being picked: never signal a pid that may have been reused
-            os.kill(proc.pid, signal.SIGKILL)
+                continue  # it exited after being picked
+            try:
+                proc.send_signal(signal.SIGKILL)  # psutil checks it is still the same process (no reused pid)
+            except psutil.NoSuchProcess:
+                continue
             killed.append({"pid": proc.pid, "why": why})
             seen_by = time.time() + 3  # Spark logs a lost task within a second; an idle victim is just replaced
             while time.time() < seen_by and not self.lost_tasks() and self.proc.poll() is None:

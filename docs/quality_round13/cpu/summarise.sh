@@ -1,7 +1,8 @@
 #!/bin/bash
-# Round 13, CPU: the per-epoch figures of variants.sh, targets.sh and ceiling.sh runs read back from their MLflow
-# stores (round 12's history.py -> NAME.epochs), summarised per run by round 11's swings.py (swings_cpu.log) beside
-# round 12's default (alpha_start 10, 1 worker) runs of the same seeds, and paired with them (paired.log).
+# Round 13, CPU: the per-epoch figures of every run of this folder's scripts, read back from their MLflow stores
+# (round 12's history.py -> NAME.epochs), summarised per run by round 11's swings.py (swings_cpu.log) beside round
+# 12's default (alpha_start 10, 1 worker) runs of the same seeds, and paired with this round's default runs
+# (default.sh) by paired.py (paired.log).
 cd "$(dirname "$0")/../../.." || exit 1
 D=docs/quality_round13/cpu
 for dir in /tmp/r13_*; do

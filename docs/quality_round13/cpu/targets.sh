@@ -4,8 +4,8 @@
 # labelled cuts separate W and Z better than the ungroomed mass (0.749 vs 0.701). Both lost with alpha_start 1
 # (48 m_SD bins: 0.500, the Z cluster emptied; m x m_SD: 0.648 with beta 3), whose first clustering epoch wiped the
 # k-means init; here they are re-measured on the new default:
-#   msd:  24 bins of m_SD over the mass window (10 GeV wide: the W and Z peaks, 79-81 and 89-92 GeV, in
-#         different bins); jets groomed below the window go to the first bin
+#   msd:  24 bins of m_SD over the mass window, 10 GeV wide (edges at 80 and 90 GeV: the W and Z peaks, 79-81
+#         and 89-92 GeV, each straddle an edge); jets groomed below the window go to the first bin
 #   mmsd: the joint m x m_SD grid, 10 x 24
 cd "$(dirname "$0")/../../.." || exit 1
 . docs/quality_round13/cpu/protocol.sh
