@@ -1,7 +1,8 @@
-"""Round 13, CPU: how pure are the neighbourhoods that any distance-based clustering builds on? For the training jets
-of a dump written by ``studies.latent_probe --dump PREFIX`` (20 000 jets): the fraction of each jet's 20 nearest
-neighbours that share its true class (a diagnostic: it uses labels), in the pretrained latent and in standardised
-jet observables. A label-free clustering that groups jets with their neighbours is bounded by about this figure.
+"""Round 13, CPU: how mixed are the classes locally? For the val jets of a dump written by ``studies.latent_probe
+--dump PREFIX`` (every val jet, about a third of each class; the dump's 20 000 training jets were drawn by the capped
+read before commit 2aacf41, 20 / 39 / 41 % W / Z / t): the fraction of each jet's 20 nearest neighbours that share
+its true class (a diagnostic: it uses labels), in the pretrained latent and in standardised jet observables. It is
+not a bound on what a clustering can reach.
 
     .venv/bin/python docs/quality_round13/neighbourhoods.py /tmp/cpu_pre10_lat /tmp/cpu_paper10_lat > neighbourhoods.log
 """
@@ -24,12 +25,13 @@ def agreement(z: np.ndarray, label: np.ndarray) -> float:
 
 
 for prefix in sys.argv[1:]:
-    train = np.load(prefix + "_train.npz")
-    label = train["label"]
-    spaces = {"latent (standardised)": train["latent"],
-              "m": train["mass"][:, None], "m_SD": train["mass_sd"][:, None],
-              "m, m_SD": np.c_[train["mass"], train["mass_sd"]],
-              "m, m_SD, tau21, tau32": np.c_[train["mass"], train["mass_sd"], train["tau21"], train["tau32"]]}
+    evals = np.load(prefix + "_eval.npz")
+    val = {k[len("val_"):]: evals[k] for k in evals.files if k.startswith("val_")}
+    label = val["label"]
+    spaces = {"latent (standardised)": val["latent"],
+              "m": val["mass"][:, None], "m_SD": val["mass_sd"][:, None],
+              "m, m_SD": np.c_[val["mass"], val["mass_sd"]],
+              "m, m_SD, tau21, tau32": np.c_[val["mass"], val["mass_sd"], val["tau21"], val["tau32"]]}
     for name, z in spaces.items():
         print(f"{Path(prefix).name}: {name:<24} k-NN ({NEIGHBOURS}) label agreement {agreement(z, label):.3f}",
               flush=True)

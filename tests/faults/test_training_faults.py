@@ -26,8 +26,11 @@ def _only_run(out):
 
 
 def _finals(run) -> dict:
+    """The final figures that a resume must reproduce: not the timings, and not the fractions of jets that moved
+    cluster since the k-means init or the previous epoch (their reference assignments live in memory only, so
+    a resumed run reports them only from its second epoch on, and never from the init)."""
     return {k: v for k, v in run.data.metrics.items() if k.startswith("final_") and "jets_per_s" not in k
-            and "seconds" not in k and "rss" not in k}
+            and "seconds" not in k and "rss" not in k and "_moved_" not in k}
 
 
 @pytest.fixture(scope="module")

@@ -173,6 +173,9 @@ class _Loop:
         # this worker's test-jet clusters at the k-means initialisation and at the last evaluation
         self._init_assigned: np.ndarray | None = None
         self._prev_assigned: np.ndarray | None = None
+        # a run resumed past its k-means initialisation no longer has that assignment (it is held in memory only):
+        # it then reports no moved-from-init fractions, rather than fractions from the resume point under that name
+        self.init_assignment_lost = False
         # train.average_epochs > 1: the clustering-phase model evaluated, selected and saved is a tail average
         self.average = TailAverage(cfg.train.average_epochs) if cfg.train.average_epochs > 1 else None
 
@@ -220,7 +223,7 @@ class _Loop:
                 np.add.at(table, (ref, assigned), 1.0)
                 table = self.engine.allreduce_sum(table.ravel()).reshape(k, k)
                 out[f"test_moved_{name}"], out[f"test_moved_{name}_matched"] = moved_fractions(table)
-        if self._init_assigned is None:
+        if self._init_assigned is None and not self.init_assignment_lost:
             self._init_assigned = assigned
         self._prev_assigned = assigned
         return out
@@ -384,6 +387,7 @@ def run(cfg: Config, engine: Engine, track: bool = True,
             state = {"history": [], **ckpt.restore_checkpoint(cfg.run.output_dir, model, optimizer)}
             window = ckpt.read_average_window(cfg.run.output_dir) if loop.average is not None else None
         state = engine.broadcast_object(state)
+        loop.init_assignment_lost = bool(state.get("centroids_ready"))  # the same on every rank (broadcast)
         if loop.average is not None:  # every rank holds the same copies, so every rank takes the same branches
             loop.average.restore(engine.broadcast_object(window))
         if state.get("devices", 1) != replicas(engine):  # the global batch and the lr depend on it
