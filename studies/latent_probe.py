@@ -12,7 +12,7 @@ test jets is computed once, and then on the test split:
 * the **neighbourhood purity**: the fraction of each test jet's 20 nearest training latents (Euclidean, on the
   latent as clustered) that share its class (labels again, a diagnostic): how mixed the classes are locally,
   which is what neighbour-based clustering (k-means, SCAN) works from. It is not a bound on the accuracy: on
-  (m, m_SD) it is 0.77 where trees trained on the labels reach 0.81 (docs/clustering-quality.md, round 13).
+  (m, m_SD) it is 0.74 where trees trained on the labels reach 0.81 (docs/clustering-quality.md, round 13).
 
 A latent whose linear probe is far above every clustering of it holds the classes, and the loss is in the
 clustering; a probe close to them says the representation itself is the limit.
