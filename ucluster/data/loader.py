@@ -308,13 +308,13 @@ class JetStream:
             for i, chunk in enumerate(self._read_many(refs)):
                 rows = len(chunk["mass"])
                 share = min(rows, -(-(max_jets - seen) // (len(refs) - i)))  # ceil: the rest over the groups left
-                picked = np.arange(share)  # the group's first rows: the same jets every time
-                if spare_rows < max_jets:  # rows that a later, short group may need
-                    rest = _take(chunk, np.setdiff1d(np.arange(rows), picked)[: max_jets - spare_rows])
+                if spare_rows < max_jets:  # rows after the share, which a later, short group may need
+                    # (a copy, by index: a view would keep the whole row group in memory)
+                    rest = _take(chunk, np.arange(share, min(rows, share + max_jets - spare_rows)))
                     spare.append(rest)
                     spare_rows += len(rest["mass"])
                 seen += share
-                buffer.add(_take(chunk, picked))
+                buffer.add(_take(chunk, slice(0, share)))  # the group's first rows: the same jets every time
                 yield from full_batches()
                 if seen >= max_jets:
                     break
