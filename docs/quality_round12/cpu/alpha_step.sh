@@ -4,10 +4,7 @@
 # the val-selected one) while alpha grew to 70; alpha_start 30 and 100 froze. Here alpha_start 10 with
 # train.alpha_step 0 (alpha stays 10), on workers.sh's 1-worker protocol and seeds, to pair with its a10 runs.
 cd "$(dirname "$0")/../../.." || exit 1
-LOGS=${LOGS:-docs/quality_round12/cpu}
-C="--config conf/demo.yaml --data ${DATA:-/tmp/jets.parquet} --data.reader_threads 1 --train.epochs 20
-  --train.pretrain_epochs 6 --data.max_train_jets 20000 --data.max_eval_jets 0 --train.scale_lr false
-  --run.experiment workers_study --run.progress false"
+. docs/quality_round12/cpu/protocol.sh
 for seed in ${SEEDS:-1 2 3}; do
   .venv/bin/python -m jobs.train $C --train.seed $seed --train.alpha_start 10 --train.alpha_step 0 --np -1 \
     --train.batch_size 256 --run.output_dir /tmp/wk12_a10s0_1_s$seed --run.run_name a10s0_np1_s$seed \

@@ -5,10 +5,7 @@
 # with the streaming loader, for train.alpha_start 10 (the new default, from the GPU calls of this round) on 1 and
 # 2 workers, and alpha_start 1 (the old one) on 1 worker (ALPHAS=10 skips it). One run at a time.
 cd "$(dirname "$0")/../../.." || exit 1
-LOGS=${LOGS:-docs/quality_round12/cpu}
-C="--config conf/demo.yaml --data ${DATA:-/tmp/jets.parquet} --data.reader_threads 1 --train.epochs 20
-  --train.pretrain_epochs 6 --data.max_train_jets 20000 --data.max_eval_jets 0 --train.scale_lr false
-  --run.experiment workers_study --run.progress false"
+. docs/quality_round12/cpu/protocol.sh
 for seed in ${SEEDS:-1 2 3}; do
   for a in ${ALPHAS:-10 1}; do
     .venv/bin/python -m jobs.train $C --train.seed $seed --train.alpha_start $a --np -1 --train.batch_size 256 \

@@ -3,6 +3,5 @@
 # which 6 pretraining unless a script overrides them, 20 000 training jets per epoch, batch 256, lr 1e-3,
 # alpha_start 10, full val and test every epoch, selected on val). Sets LOGS and C; run from the repository root.
 LOGS=${LOGS:-docs/quality_round13/cpu}
-C="--config conf/demo.yaml --data ${DATA:-/tmp/jets.parquet} --data.reader_threads 1 --train.epochs 20
-  --train.pretrain_epochs 6 --data.max_train_jets 20000 --data.max_eval_jets 0 --train.scale_lr false
-  --run.experiment workers_study --run.progress false --train.alpha_start 10 --np -1 --train.batch_size 256"
+. docs/quality_round12/cpu/protocol.sh
+C="$C --train.alpha_start 10 --np -1 --train.batch_size 256"
