@@ -97,6 +97,11 @@ class ModelConfig:
     ssl_temperature: float = 0.1  # softmax temperature of the predicted codes
     ssl_shift: float = 0.05  # std of the random (deta, dphi) shift of a view's jet axis
     ssl_drop: float = 0.1  # fraction of the particles (all but the leading one) a view drops
+    # "swav": swapped prediction of Sinkhorn codes; "dino": self-distillation from a momentum teacher (DINO, jBOT)
+    ssl_method: str = "swav"
+    ssl_teacher_temperature: float = 0.04  # dino: sharpening of the teacher's codes
+    ssl_teacher_momentum: float = 0.996  # dino: the teacher's weights follow the student's EMA with this momentum
+    ssl_center_momentum: float = 0.9  # dino: momentum of the running centre of the teacher's scores
 
 
 @dataclass
@@ -300,6 +305,9 @@ def validate(cfg: Config) -> None:
          "model.target none trains nothing without the self-supervised term: set model.ssl_weight > 0"),
         (m.ssl_prototypes >= 2 and m.ssl_temperature > 0 and m.ssl_shift >= 0 and 0 <= m.ssl_drop < 1,
          "model.ssl_prototypes must be >= 2, ssl_temperature > 0, ssl_shift >= 0 and ssl_drop in [0, 1)"),
+        (m.ssl_method in ("swav", "dino"), f"model.ssl_method must be swav or dino, got '{m.ssl_method}'"),
+        (m.ssl_teacher_temperature > 0 and 0 <= m.ssl_teacher_momentum < 1 and 0 <= m.ssl_center_momentum < 1,
+         "model.ssl_teacher_temperature must be > 0, ssl_teacher_momentum and ssl_center_momentum in [0, 1)"),
         (m.bin_smoothing >= 0, "model.bin_smoothing must be >= 0"),
         (len(m.target_vars) >= 1 and len(m.target_vars) == len(m.target_bins),
          "model.target_vars and model.target_bins must have the same, non-zero length"),

@@ -320,3 +320,38 @@ def test_self_supervised_views_train_on_two_augmented_copies_and_predict_on_the_
     _, d_mask = (np.asarray(ops.convert_to_numpy(t)) for t in dropping([features, mask], training=True))
     both = np.concatenate([mask, mask])
     assert np.all(d_mask <= both) and np.all(d_mask[:, 0] == 1) and d_mask.sum() < both.sum()
+
+
+def test_self_distillation_teacher_follows_the_student_and_is_not_trained(tmp_path):
+    """model.ssl_method dino: the teacher starts as the student, takes no gradient, and after each training call
+    moves (1 - momentum) of the way to the student; the centre moves to the teacher scores' batch mean."""
+    import tensorflow as tf
+
+    m = build_model(small_config(ssl_weight=1.0, ssl_method="dino", ssl_prototypes=8, ssl_teacher_momentum=0.9),
+                    P, F, N_CLASSES)
+    layers = {layer.name: layer for layer in m.layers}
+    trainable = {id(v) for v in m.trainable_variables}
+    teacher = [layer for name, layer in layers.items() if name.startswith("teacher_")]
+    assert teacher and all(id(v) not in trainable for layer in teacher for v in layer.weights)
+    pairs = [(s, t) for layer in teacher for s, t in zip(layers[layer.name[8:]].weights, layer.weights, strict=True)]
+    assert all(np.array_equal(s.numpy(), t.numpy()) for s, t in pairs)
+
+    features, mask = make_jets(N_REAL)
+    optimizer = keras.optimizers.Adam(1e-2)
+    for _ in range(2):
+        before = [(s.numpy().copy(), t.numpy().copy()) for s, t in pairs]
+        with tf.GradientTape() as tape:
+            out = m({"features": features, "mask": mask}, training=True)
+            loss = ops.mean(out["ssl_loss"])
+        assert np.isfinite(float(loss)) and float(loss) > 0
+        optimizer.apply(tape.gradient(loss, m.trainable_variables), m.trainable_variables)
+        for (s_then, t_then), (_, t) in zip(before, pairs, strict=True):  # the update uses the pre-step student
+            np.testing.assert_allclose(t.numpy(), 0.9 * t_then + 0.1 * s_then, rtol=1e-5, atol=1e-6)
+    assert max(np.abs(s.numpy() - t.numpy()).max() for s, t in pairs) > 0  # the student moved away
+    assert np.abs(layers["ssl_self_distillation"].center.numpy()).max() > 0
+
+    inference = predict(m, features, mask)
+    assert float(np.abs(np.asarray(m({"features": features, "mask": mask})["ssl_loss"])).max()) == 0
+    path = tmp_path / "dino.keras"
+    m.save(path)
+    assert_outputs_close(inference, predict(keras.saving.load_model(path), features, mask), rtol=0, atol=0)

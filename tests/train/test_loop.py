@@ -92,7 +92,8 @@ def _load_scalings(model_paths: list[str]) -> list[tuple[np.ndarray, np.ndarray]
 
 
 TARGETS = [("mass_sd_bins", "latent"), ("truth", "latent"), ("joint_bins", "latent"), ("joint_bins", "target"),
-           ("mass_bins", "target"), ("none", "latent")]  # none: self-supervised pretraining (model.ssl_weight)
+           ("mass_bins", "target"), ("none", "latent"), ("none-dino", "latent")]
+# none: self-supervised pretraining (model.ssl_weight), swapped prediction; none-dino: self-distillation
 
 
 def _train_each(configs: list[dict]) -> list[dict]:
@@ -116,10 +117,12 @@ def target_runs(tiny_overrides, tmp_path_factory):
     out = tmp_path_factory.mktemp("targets")
     configs = []
     for target, space in TARGETS:
+        name, _, method = target.partition("-")
         cfg = load_config(None, {**tiny_overrides, "run.output_dir": str(out / f"{target}-{space}"),
-                                 "model.target": target, "model.target_vars": "mass_sd,tau21",
+                                 "model.target": name, "model.target_vars": "mass_sd,tau21",
                                  "model.target_bins": "4,3", "train.epochs": 2, "train.kmeans_space": space,
-                                 "model.ssl_weight": 1.0 if target == "none" else 0.0})
+                                 "model.ssl_weight": 1.0 if name == "none" else 0.0,
+                                 "model.ssl_method": method or "swav"})
         preflight(cfg, 1)  # the driver's checks, as train() does before launching
         configs.append(cfg)
     with pytest.MonkeyPatch.context() as mp:
@@ -137,7 +140,9 @@ def test_every_pretraining_target_trains_and_initialises_centroids(target_runs, 
     assert [h["epoch"] for h in result["history"]] == [0, 1]
     # this result is the run of this target and space (one process trained them all, in turn)
     params = MlflowClient(tracking_uri=tracking_uri(cfg.run.output_dir)).get_run(result["run_id"]).data.params
-    assert (params["model.target"], params["train.kmeans_space"]) == (target, space)
+    name, _, method = target.partition("-")
+    assert (params["model.target"], params["train.kmeans_space"]) == (name, space)
+    assert params["model.ssl_method"] == (method or "swav")
     assert params["model.n_classes"] == str(n_classes(cfg))
 
 

@@ -393,6 +393,158 @@ class SwappedPrediction(keras.layers.Layer):
                 "temperature": self.temperature}
 
 
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class PrototypeScores(keras.layers.Layer):
+    """Cosine scores (B, K) of unit vectors on ``prototypes`` learned directions (the kernel's columns,
+    normalised in the call)."""
+
+    def __init__(self, prototypes: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.prototypes = int(prototypes)
+
+    def build(self, input_shape: tuple) -> None:
+        self.kernel = self.add_weight(name="prototypes", shape=(input_shape[-1], self.prototypes),
+                                      initializer="glorot_uniform", trainable=True)
+
+    def call(self, z: Any) -> Any:
+        return ops.matmul(z, self.kernel / ops.maximum(ops.norm(self.kernel, axis=0, keepdims=True), 1e-12))
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        return (*input_shape[:-1], self.prototypes)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "prototypes": self.prototypes}
+
+
+class _Unrouted:
+    """Holds (student, teacher) variable pairs out of Keras' attribute tracking, so that the teacher update does
+    not make the student's and teacher's variables this layer's own as well."""
+
+    def __init__(self, pairs: list[tuple[Any, Any]]) -> None:
+        self.pairs = pairs
+
+
+@keras.saving.register_keras_serializable(package=PACKAGE)
+class SelfDistillation(keras.layers.Layer):
+    """The DINO-style self-supervised term per jet, (B,); zeros (B,) at inference.
+
+    Inputs: the student's and the teacher's prototype scores of the two stacked views, ``(2B, K)`` each. Each
+    view's student softmax(scores / ``temperature``) predicts the teacher's sharpened, centred softmax of the
+    *other* view, softmax((scores - centre) / ``teacher_temperature``), without gradient. Centring (a running
+    mean of the teacher scores) stops one prototype from taking every jet; sharpening stops the uniform code.
+    In training the layer then moves the centre, and the teacher's weights towards the student's (an
+    exponential moving average with ``teacher_momentum``): the teacher is the slowly moving student that DINO
+    and jBOT distil from. :func:`bind_teacher` gives the layer the variable pairs once the model is built.
+    """
+
+    def __init__(self, weight: float, temperature: float = 0.1, teacher_temperature: float = 0.04,
+                 teacher_momentum: float = 0.996, center_momentum: float = 0.9, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.weight, self.temperature = float(weight), float(temperature)
+        self.teacher_temperature, self.teacher_momentum = float(teacher_temperature), float(teacher_momentum)
+        self.center_momentum = float(center_momentum)
+        self._teacher = _Unrouted([])
+
+    def build(self, input_shape: list[tuple]) -> None:
+        self.center = self.add_weight(name="center", shape=(input_shape[1][-1],), initializer="zeros",
+                                      trainable=False)
+
+    def bind(self, pairs: list[tuple[Any, Any]]) -> None:
+        self._teacher = _Unrouted(list(pairs))
+
+    def call(self, inputs: list[Any], training: bool | None = None) -> Any:
+        student, teacher = inputs
+        if not training:
+            return ops.zeros((ops.shape(student)[0],), student.dtype)
+        teacher = ops.stop_gradient(teacher)
+        log_p = ops.log_softmax(student / self.temperature, axis=-1)
+        q = ops.softmax((teacher - self.center) / self.teacher_temperature, axis=-1)
+        log_p_a, log_p_b = ops.split(log_p, 2, axis=0)
+        q_a, q_b = ops.split(q, 2, axis=0)
+        loss = -0.5 * (ops.sum(q_b * log_p_a, axis=-1) + ops.sum(q_a * log_p_b, axis=-1))
+        m = self.center_momentum
+        self.center.assign(m * self.center + (1.0 - m) * ops.mean(teacher, axis=0))
+        m = self.teacher_momentum
+        for s, t in self._teacher.pairs:
+            t.assign(m * t.value + (1.0 - m) * ops.stop_gradient(ops.cast(s.value, t.dtype)))
+        return self.weight * loss
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return (input_shape[0][0],)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "weight": self.weight, "temperature": self.temperature,
+                "teacher_temperature": self.teacher_temperature, "teacher_momentum": self.teacher_momentum,
+                "center_momentum": self.center_momentum}
+
+
+TEACHER = "teacher_"
+
+
+def bind_teacher(model: keras.Model) -> None:
+    """Freeze the teacher copy of a self-distillation model, start it from the student's weights and hand the
+    (student, teacher) variable pairs to its :class:`SelfDistillation` layer; a no-op for other models. Called by
+    :func:`build_model`; a loaded model has no pairs, which only training needs (checkpoints restore the teacher
+    into a model built here)."""
+    layers = {layer.name: layer for layer in model.layers}
+    distil = layers.get("ssl_self_distillation")
+    if distil is None:
+        return
+    pairs = []
+    for name, teacher in layers.items():
+        if not name.startswith(TEACHER):
+            continue
+        teacher.trainable = False
+        student = layers[name[len(TEACHER):]]
+        for s, t in zip(student.weights, teacher.weights, strict=True):
+            t.assign(s.value)
+            pairs.append((s, t))
+    distil.bind(pairs)
+
+
+def _encoder(cfg: ModelConfig, x0: Any, mask: Any, idx1: Any, valid1: Any, prefix: str = "") -> Any:
+    """The ABCnet graph network from the (scaled) particles to the jet latent, before normalisation. ``prefix``
+    names a second copy (the self-distillation teacher) whose layers pair with the first's by name."""
+    attn1, local1 = GAPLayer(cfg.gap1_channels, 1, cfg.attention_dropout, name=f"{prefix}gap1")(
+        [x0, idx1, valid1, mask])
+
+    h = keras.layers.Concatenate(name=f"{prefix}block1_concat")([x0, attn1])
+    stage1 = []
+    for i, units in enumerate(cfg.point_channels):
+        h = PointwiseDense(units, name=f"{prefix}point1_{i}")([h, mask])
+        stage1.append(h)
+
+    idx2, valid2 = KNNGraph(cfg.k, name=f"{prefix}knn_features")([h, mask])
+    attn2, local2 = GAPLayer(cfg.gap2_channels, cfg.gap2_heads, cfg.attention_dropout, name=f"{prefix}gap2")(
+        [h, idx2, valid2, mask]
+    )
+    h = attn2
+    stage2 = []
+    for i, units in enumerate(cfg.point_channels):
+        h = PointwiseDense(units, name=f"{prefix}point2_{i}")([h, mask])
+        stage2.append(h)
+
+    all_points = keras.layers.Concatenate(name=f"{prefix}all_points")(
+        [attn1, local1, *stage1, attn2, local2, *stage2])
+    per_point = PointwiseDense(cfg.latent_dim, name=f"{prefix}latent_points")([all_points, mask])
+    if cfg.pooling == "max":
+        return MaskedMaxPool(name=f"{prefix}latent")([per_point, mask])
+    # "max_mean": both poolings, projected back to the latent size
+    pooled = keras.layers.Concatenate(name=f"{prefix}pooled")(
+        [MaskedMaxPool(name=f"{prefix}max_pool")([per_point, mask]),
+         MaskedMeanPool(name=f"{prefix}mean_pool")([per_point, mask])])
+    return keras.layers.Dense(cfg.latent_dim, activation="relu", name=f"{prefix}latent")(pooled)
+
+
+def _prototype_scores(cfg: ModelConfig, latent: Any, prefix: str = "") -> Any:
+    """Self-distillation head: a projection of the latent, unit-normalised, and its cosine scores on
+    ``cfg.ssl_prototypes`` learned unit vectors (weight-normalised, as DINO's last layer), (B, K)."""
+    z = keras.layers.Dense(cfg.latent_dim, activation="gelu", name=f"{prefix}ssl_projection_0")(latent)
+    z = keras.layers.Dense(64, name=f"{prefix}ssl_projection_1")(z)
+    z = keras.layers.UnitNormalization(axis=-1, name=f"{prefix}ssl_unit")(z)
+    return PrototypeScores(cfg.ssl_prototypes, name=f"{prefix}ssl_prototypes")(z)
+
+
 def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_classes: int) -> keras.Model:
     """ABCnet + classification head + clustering layer as a functional model.
 
@@ -417,32 +569,7 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
     idx1, valid1 = KNNGraph(cfg.k, n_coords=2, name="knn_coords")([x0, mask])  # raw (Δη, Δφ) distances
     if cfg.standardize:
         x0 = InputScaling(name="input_scaling")([x0, mask])
-    attn1, local1 = GAPLayer(cfg.gap1_channels, 1, cfg.attention_dropout, name="gap1")([x0, idx1, valid1, mask])
-
-    h = keras.layers.Concatenate(name="block1_concat")([x0, attn1])
-    stage1 = []
-    for i, units in enumerate(cfg.point_channels):
-        h = PointwiseDense(units, name=f"point1_{i}")([h, mask])
-        stage1.append(h)
-
-    idx2, valid2 = KNNGraph(cfg.k, name="knn_features")([h, mask])
-    attn2, local2 = GAPLayer(cfg.gap2_channels, cfg.gap2_heads, cfg.attention_dropout, name="gap2")(
-        [h, idx2, valid2, mask]
-    )
-    h = attn2
-    stage2 = []
-    for i, units in enumerate(cfg.point_channels):
-        h = PointwiseDense(units, name=f"point2_{i}")([h, mask])
-        stage2.append(h)
-
-    all_points = keras.layers.Concatenate(name="all_points")([attn1, local1, *stage1, attn2, local2, *stage2])
-    per_point = PointwiseDense(cfg.latent_dim, name="latent_points")([all_points, mask])
-    if cfg.pooling == "max":
-        latent = MaskedMaxPool(name="latent")([per_point, mask])
-    else:  # "max_mean": both poolings, projected back to the latent size
-        pooled = keras.layers.Concatenate(name="pooled")([MaskedMaxPool(name="max_pool")([per_point, mask]),
-                                                          MaskedMeanPool(name="mean_pool")([per_point, mask])])
-        latent = keras.layers.Dense(cfg.latent_dim, activation="relu", name="latent")(pooled)
+    latent = _encoder(cfg, x0, mask, idx1, valid1)
 
     y = latent
     for i, units in enumerate(cfg.head_units):
@@ -453,7 +580,12 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
             y = keras.layers.Dropout(cfg.dropout, name=f"head_dropout_{i}")(y)
     logits = keras.layers.Dense(n_classes, name="logits")(y)
     outputs = {"logits": logits}
-    if ssl:  # projection head of the self-supervised term (SwAV's), on the latent before normalisation
+    if ssl and cfg.ssl_method == "dino":  # a teacher copy of the encoder and head, moved by the student's EMA
+        teacher = _prototype_scores(cfg, _encoder(cfg, x0, mask, idx1, valid1, TEACHER), TEACHER)
+        outputs["ssl_loss"] = SelfDistillation(
+            cfg.ssl_weight, cfg.ssl_temperature, cfg.ssl_teacher_temperature, cfg.ssl_teacher_momentum,
+            cfg.ssl_center_momentum, name="ssl_self_distillation")([_prototype_scores(cfg, latent), teacher])
+    elif ssl:  # projection head of the self-supervised term (SwAV's), on the latent before normalisation
         z = keras.layers.Dense(cfg.latent_dim, activation="relu", name="ssl_projection_0")(latent)
         z = keras.layers.Dense(64, name="ssl_projection_1")(z)
         outputs["ssl_loss"] = SwappedPrediction(cfg.ssl_prototypes, cfg.ssl_weight, cfg.ssl_temperature,
@@ -464,11 +596,13 @@ def build_model(cfg: ModelConfig, n_particles: int | None, n_features: int, n_cl
         latent = keras.layers.UnitNormalization(axis=-1, name="latent_unit")(latent)
     distances = ClusteringLayer(cfg.n_clusters, cfg.centroid_step_scale, name="clustering")(latent)
 
-    return keras.Model(
+    model = keras.Model(
         inputs={"features": features_in, "mask": mask_in},
         outputs={**outputs, "latent": latent, "distances": distances},
         name="ucluster_abcnet",
     )
+    bind_teacher(model)
+    return model
 
 
 def _clustering_layer(model: keras.Model) -> ClusteringLayer:
