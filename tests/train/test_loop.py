@@ -183,3 +183,24 @@ def test_moved_fractions_tell_a_relabelling_from_real_moves():
     assert moved_fractions(swapped) == pytest.approx((0.7, 0.0))
     real = np.array([[30, 10, 0], [0, 30, 0], [5, 0, 25]], float)
     assert moved_fractions(real) == pytest.approx((0.15, 0.15))
+
+
+def test_a_run_resumed_past_its_init_reports_moves_from_the_previous_epoch_only(tiny_config):
+    """The k-means init's assignment lives in memory: a fresh run compares every later epoch with it, while a run
+    resumed past the init (``init_assignment_lost``) must not report the resume point as ``moved_from_init``."""
+    from ucluster.train.engine import SingleProcessCollectives
+    from ucluster.train.loop import _Loop
+
+    init, later = np.array([0, 0, 1, 1, 2, 2]), np.array([0, 1, 1, 1, 2, 0])
+    fresh = _Loop(tiny_config, SingleProcessCollectives())
+    assert fresh._moves(init) == {}
+    moved = fresh._moves(later)
+    assert moved["test_moved_from_init"] == moved["test_moved_from_prev"] == pytest.approx(2 / 6)
+    assert fresh._moves(init)["test_moved_from_init"] == 0.0  # still against the init, not the previous epoch
+
+    resumed = _Loop(tiny_config, SingleProcessCollectives())
+    resumed.init_assignment_lost = True
+    assert resumed._moves(later) == {}
+    moved = resumed._moves(init)
+    assert moved["test_moved_from_prev"] == pytest.approx(2 / 6) and not any("from_init" in k for k in moved)
+    assert not any("from_init" in k for k in resumed._moves(later))
