@@ -82,6 +82,28 @@ for w in (0.0, 5.0):
 kl = float(balance_loss(dist, 2.0))
 assert kl > 1e-4, kl
 np.testing.assert_allclose(figs[5.0][2] - figs[0.0][2], 5.0 * kl, rtol=2e-2, atol=1e-5)
+
+# model.ssl_method dino through the compiled step: the teacher's EMA and the centre come back in the state
+import dataclasses
+dino = build_model(dataclasses.replace(cfg, ssl_weight=1.0, ssl_method="dino", ssl_prototypes=6,
+                                       ssl_teacher_momentum=0.8), P, F, C)
+opt = keras.optimizers.Adam(1e-2)
+fn = make_train_step(dino, opt, beta=0.0, gamma=2.0)
+paths = [v.path for v in dino.non_trainable_variables]
+t_index = [i for i, p in enumerate(paths) if p.startswith("teacher_")]
+student = {v.path: i for i, v in enumerate(dino.trainable_variables)}
+pair = [(student[paths[i][len("teacher_"):]], i) for i in t_index]
+c_index = paths.index("ssl_self_distillation/center")
+st = init_state(dino, opt)
+for _ in range(2):
+    before_t = [np.asarray(st[0][s]) for s, _ in pair], [np.asarray(st[1][t]) for _, t in pair]
+    center = np.asarray(st[1][c_index])
+    st, figures = fn(st, batch, 2.0)
+    assert np.isfinite(np.asarray(figures)).all()
+    for (s_then, t_then), (_, t) in zip(zip(*before_t), pair):
+        np.testing.assert_allclose(np.asarray(st[1][t]), 0.8 * t_then + 0.2 * s_then, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(np.asarray(st[1][c_index]), center)
+assert max(float(np.abs(np.asarray(st[0][s]) - np.asarray(st[1][t])).max()) for s, t in pair) > 0
 print("JAX-OK")
 """
 

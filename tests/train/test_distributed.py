@@ -102,6 +102,48 @@ def test_two_workers_match_one_worker_on_the_concatenated_batch(local_runs, engi
     assert coll["broadcast"] == "from 0"
 
 
+def _dino_centre_worker(engine_name: str, config: dict, batches: list[dict]) -> list:
+    """Self-distillation steps on this rank's part of each batch; every rank's centre and teacher weights."""
+    import keras
+
+    from ucluster.config import config_from_dict
+    from ucluster.model import build_model
+    from ucluster.train.engines import make_engine
+    from ucluster.train.loop import n_classes
+
+    engine = make_engine(engine_name)
+    cfg = config_from_dict(config)
+    keras.utils.set_random_seed(7)
+    f = batches[0]["features"]
+    model = build_model(cfg.model, f.shape[1], f.shape[2], n_classes(cfg))
+    optimizer = keras.optimizers.Adam(learning_rate=1e-3)
+    optimizer.build(model.trainable_variables)
+    engine.setup(model, optimizer, cfg.train.gamma, None)
+    for batch in batches:
+        n = len(batch["target"])
+        part = slice(engine.rank * n // engine.size, (engine.rank + 1) * n // engine.size)
+        engine.step({k: v[part] for k, v in batch.items()}, alpha=2.0, beta=0.0)
+    layer = model.get_layer("ssl_self_distillation")
+    teacher = [v.numpy() for v in model.non_trainable_variables if v.path.startswith("teacher_")]
+    return engine.allgather_object((layer.center.numpy(), teacher))
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_self_distillation_centre_is_the_global_batch_mean_on_every_worker(local_runs, engine):
+    """model.ssl_method dino on 2 workers: each worker sees other jets, yet the centre (moved by the mean of the
+    teacher's scores over the whole global batch) and the teachers are the same on both."""
+    from ucluster.config import config_from_dict
+
+    cfg = config_from_dict(local_runs.kwargs["config"])
+    cfg.model.ssl_weight, cfg.model.ssl_method, cfg.model.ssl_prototypes = 1.0, "dino", 8
+    (c0, t0), (c1, t1) = RUNNERS[engine](np=-2).run(
+        _dino_centre_worker, engine_name=engine, config=cfg.to_dict(), batches=local_runs.kwargs["batches"])
+    assert np.abs(c0).max() > 0
+    np.testing.assert_allclose(c0, c1, rtol=1e-5, atol=1e-7)
+    for a, b in zip(t0, t1, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7)
+
+
 @pytest.mark.parametrize("runner", [HorovodRunner, TFDistributeRunner])
 def test_runner_rejects_bad_np(runner):
     with pytest.raises(LaunchError, match="non-zero"):

@@ -416,12 +416,12 @@ class PrototypeScores(keras.layers.Layer):
         return {**super().get_config(), "prototypes": self.prototypes}
 
 
-class _Unrouted:
-    """Holds (student, teacher) variable pairs out of Keras' attribute tracking, so that the teacher update does
-    not make the student's and teacher's variables this layer's own as well."""
+class _Untracked:
+    """Holds a value out of Keras' attribute tracking: the (student, teacher) variable pairs must not become the
+    distillation layer's own variables as well, and the engine's cross-worker mean is no layer state."""
 
-    def __init__(self, pairs: list[tuple[Any, Any]]) -> None:
-        self.pairs = pairs
+    def __init__(self, value: Any) -> None:
+        self.value = value
 
 
 @keras.saving.register_keras_serializable(package=PACKAGE)
@@ -434,7 +434,9 @@ class SelfDistillation(keras.layers.Layer):
     mean of the teacher scores) stops one prototype from taking every jet; sharpening stops the uniform code.
     In training the layer then moves the centre, and the teacher's weights towards the student's (an
     exponential moving average with ``teacher_momentum``): the teacher is the slowly moving student that DINO
-    and jBOT distil from. :func:`bind_teacher` gives the layer the variable pairs once the model is built.
+    and jBOT distil from. :func:`bind_teacher` gives the layer the variable pairs once the model is built, and
+    :func:`set_worker_mean` an engine's mean across workers, so that every worker moves the centre by the mean of
+    the whole global batch (the teachers follow the same averaged student on every worker anyway).
     """
 
     def __init__(self, weight: float, temperature: float = 0.1, teacher_temperature: float = 0.04,
@@ -443,29 +445,39 @@ class SelfDistillation(keras.layers.Layer):
         self.weight, self.temperature = float(weight), float(temperature)
         self.teacher_temperature, self.teacher_momentum = float(teacher_temperature), float(teacher_momentum)
         self.center_momentum = float(center_momentum)
-        self._teacher = _Unrouted([])
+        self._teacher = _Untracked([])
+        self._worker_mean = _Untracked(None)
 
     def build(self, input_shape: list[tuple]) -> None:
         self.center = self.add_weight(name="center", shape=(input_shape[1][-1],), initializer="zeros",
                                       trainable=False)
 
     def bind(self, pairs: list[tuple[Any, Any]]) -> None:
-        self._teacher = _Unrouted(list(pairs))
+        self._teacher = _Untracked(list(pairs))
+
+    def set_worker_mean(self, mean: Any) -> None:
+        self._worker_mean = _Untracked(mean)
 
     def call(self, inputs: list[Any], training: bool | None = None) -> Any:
         student, teacher = inputs
         if not training:
             return ops.zeros((ops.shape(student)[0],), student.dtype)
+        if not self._teacher.value:
+            raise RuntimeError(f"{self.name}: no teacher to distil from; a loaded model must go through "
+                               "ucluster.model.bind_teacher before it trains")
         teacher = ops.stop_gradient(teacher)
         log_p = ops.log_softmax(student / self.temperature, axis=-1)
         q = ops.softmax((teacher - self.center) / self.teacher_temperature, axis=-1)
         log_p_a, log_p_b = ops.split(log_p, 2, axis=0)
         q_a, q_b = ops.split(q, 2, axis=0)
         loss = -0.5 * (ops.sum(q_b * log_p_a, axis=-1) + ops.sum(q_a * log_p_b, axis=-1))
+        batch_mean = ops.mean(teacher, axis=0)
+        if self._worker_mean.value is not None:
+            batch_mean = self._worker_mean.value(batch_mean)
         m = self.center_momentum
-        self.center.assign(m * self.center + (1.0 - m) * ops.mean(teacher, axis=0))
+        self.center.assign(m * self.center + (1.0 - m) * batch_mean)
         m = self.teacher_momentum
-        for s, t in self._teacher.pairs:
+        for s, t in self._teacher.value:
             t.assign(m * t.value + (1.0 - m) * ops.stop_gradient(ops.cast(s.value, t.dtype)))
         return self.weight * loss
 
@@ -502,11 +514,19 @@ def bind_teacher(model: keras.Model) -> None:
     distil.bind(pairs)
 
 
+def set_worker_mean(model: keras.Model, mean: Any) -> None:
+    """Hand a self-distillation model the engine's mean across workers of one tensor, traceable inside the step
+    (``None``: one worker); a no-op for other models."""
+    for layer in model.layers:
+        if isinstance(layer, SelfDistillation):
+            layer.set_worker_mean(mean)
+
+
 def _encoder(cfg: ModelConfig, x0: Any, mask: Any, idx1: Any, valid1: Any, prefix: str = "") -> Any:
     """The ABCnet graph network from the (scaled) particles to the jet latent, before normalisation. ``prefix``
     names a second copy (the self-distillation teacher) whose layers pair with the first's by name."""
-    attn1, local1 = GAPLayer(cfg.gap1_channels, 1, cfg.attention_dropout, name=f"{prefix}gap1")(
-        [x0, idx1, valid1, mask])
+    drop = 0.0 if prefix == TEACHER else cfg.attention_dropout  # the teacher's targets are not noised (DINO's)
+    attn1, local1 = GAPLayer(cfg.gap1_channels, 1, drop, name=f"{prefix}gap1")([x0, idx1, valid1, mask])
 
     h = keras.layers.Concatenate(name=f"{prefix}block1_concat")([x0, attn1])
     stage1 = []
@@ -515,7 +535,7 @@ def _encoder(cfg: ModelConfig, x0: Any, mask: Any, idx1: Any, valid1: Any, prefi
         stage1.append(h)
 
     idx2, valid2 = KNNGraph(cfg.k, name=f"{prefix}knn_features")([h, mask])
-    attn2, local2 = GAPLayer(cfg.gap2_channels, cfg.gap2_heads, cfg.attention_dropout, name=f"{prefix}gap2")(
+    attn2, local2 = GAPLayer(cfg.gap2_channels, cfg.gap2_heads, drop, name=f"{prefix}gap2")(
         [h, idx2, valid2, mask]
     )
     h = attn2

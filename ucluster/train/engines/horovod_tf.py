@@ -92,7 +92,11 @@ class HorovodTFEngine(KerasVariablesEngine):
         self.fns: StepFunctions | None = None
 
     def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None, balance: float = 0.0) -> None:
+        from ucluster.model import set_worker_mean
+
         self.model, self.optimizer = model, optimizer
+        hvd = self.hvd
+        set_worker_mean(model, (lambda x: hvd.allreduce(x, op=hvd.Average)) if self.size > 1 else None)
         self.fns = StepFunctions(model, optimizer, gamma, self.hvd if self.size > 1 else None, kernel,
                                  balance=balance)
         self.push()

@@ -87,7 +87,10 @@ class TFDistributeEngine(KerasVariablesEngine):
         return out
 
     def setup(self, model, optimizer, gamma: float, kernel: np.ndarray | None, balance: float = 0.0) -> None:
+        from ucluster.model import set_worker_mean
+
         self.model, self.optimizer = model, optimizer
+        set_worker_mean(model, (lambda x: self._sum([x])[0] / self.size) if self.size > 1 else None)
         average = self._mean_gradients if self.size > 1 else None
         self.fns = StepFunctions(model, optimizer, gamma, target_kernel=kernel, average=average, balance=balance)
         self.push()
