@@ -1,4 +1,5 @@
 #!/bin/bash
+# NOT RUN in round 14: every machine start failed (docs/clustering-quality.md, round 14). Ready for the next session.
 # Round 14, device call 4 (one GPU): call 3 without dino_none (11 failed machine starts had left ~12 of the
 # 30 device minutes). The round-8 packed sample, streaming loader, 50 epochs of which 20 pretraining. Round 13
 # found the k-means init sample (and the input-statistics sample) class-skewed by the capped read; every GPU figure
