@@ -29,7 +29,7 @@ import numpy as np
 from keras import ops
 
 from ucluster.config import ModelConfig
-from ucluster.model.losses import swapped_prediction_loss
+from ucluster.model.losses import self_distillation_loss, swapped_prediction_loss
 
 PACKAGE = "ucluster"
 # Attention logit of excluded neighbours: exp(-1e9 - max) is exactly 0 in float32, and unlike -inf it cannot
@@ -363,6 +363,11 @@ class JetViews(keras.layers.Layer):
         return {**super().get_config(), "shift": self.shift, "drop": self.drop, "seed": self.seed}
 
 
+def _cosine_scores(z: Any, kernel: Any) -> Any:
+    """Scores (B, K) of unit vectors ``z`` on the kernel's K columns taken as unit directions (prototypes)."""
+    return ops.matmul(z, kernel / ops.maximum(ops.norm(kernel, axis=0, keepdims=True), 1e-12))
+
+
 @keras.saving.register_keras_serializable(package=PACKAGE)
 class SwappedPrediction(keras.layers.Layer):
     """The self-supervised term per jet, ``weight`` x :func:`swapped_prediction_loss` of the two stacked views'
@@ -381,8 +386,7 @@ class SwappedPrediction(keras.layers.Layer):
         if not training:
             return ops.zeros((ops.shape(z)[0],), z.dtype)
         z = z / ops.maximum(ops.norm(z, axis=-1, keepdims=True), 1e-12)
-        c = self.kernel / ops.maximum(ops.norm(self.kernel, axis=0, keepdims=True), 1e-12)
-        scores_a, scores_b = ops.split(ops.matmul(z, c), 2, axis=0)
+        scores_a, scores_b = ops.split(_cosine_scores(z, self.kernel), 2, axis=0)
         return self.weight * swapped_prediction_loss(scores_a, scores_b, self.temperature)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
@@ -407,7 +411,7 @@ class PrototypeScores(keras.layers.Layer):
                                       initializer="glorot_uniform", trainable=True)
 
     def call(self, z: Any) -> Any:
-        return ops.matmul(z, self.kernel / ops.maximum(ops.norm(self.kernel, axis=0, keepdims=True), 1e-12))
+        return _cosine_scores(z, self.kernel)
 
     def compute_output_shape(self, input_shape: tuple) -> tuple:
         return (*input_shape[:-1], self.prototypes)
@@ -466,11 +470,7 @@ class SelfDistillation(keras.layers.Layer):
             raise RuntimeError(f"{self.name}: no teacher to distil from; a loaded model must go through "
                                "ucluster.model.bind_teacher before it trains")
         teacher = ops.stop_gradient(teacher)
-        log_p = ops.log_softmax(student / self.temperature, axis=-1)
-        q = ops.softmax((teacher - self.center) / self.teacher_temperature, axis=-1)
-        log_p_a, log_p_b = ops.split(log_p, 2, axis=0)
-        q_a, q_b = ops.split(q, 2, axis=0)
-        loss = -0.5 * (ops.sum(q_b * log_p_a, axis=-1) + ops.sum(q_a * log_p_b, axis=-1))
+        loss = self_distillation_loss(student, teacher, self.center, self.temperature, self.teacher_temperature)
         batch_mean = ops.mean(teacher, axis=0)
         if self._worker_mean.value is not None:
             batch_mean = self._worker_mean.value(batch_mean)

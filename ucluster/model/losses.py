@@ -101,10 +101,26 @@ def sinkhorn_codes(scores: Any, epsilon: float = 0.05, iterations: int = 3) -> A
     return q * n
 
 
-def swapped_prediction_loss(scores_a: Any, scores_b: Any, temperature: float = 0.1) -> Any:
-    """Per-jet SwAV loss (n,) of two views: each view's softmax(scores / temperature) predicts the Sinkhorn codes
-    of the other view, ``-(Σ q_b log p_a + Σ q_a log p_b) / 2``."""
-    q_a, q_b = sinkhorn_codes(scores_a), sinkhorn_codes(scores_b)
+def _cross_view_loss(q_a: Any, q_b: Any, scores_a: Any, scores_b: Any, temperature: float) -> Any:
+    """Per-jet ``-(Σ q_b log p_a + Σ q_a log p_b) / 2`` with p = softmax(scores / temperature): each view's
+    prediction of the other view's target code."""
     log_p_a = ops.log_softmax(ops.convert_to_tensor(scores_a) / temperature, axis=-1)
     log_p_b = ops.log_softmax(ops.convert_to_tensor(scores_b) / temperature, axis=-1)
     return -0.5 * (ops.sum(q_b * log_p_a, axis=-1) + ops.sum(q_a * log_p_b, axis=-1))
+
+
+def swapped_prediction_loss(scores_a: Any, scores_b: Any, temperature: float = 0.1) -> Any:
+    """Per-jet SwAV loss (n,) of two views: each view's softmax(scores / temperature) predicts the Sinkhorn codes
+    of the other view, ``-(Σ q_b log p_a + Σ q_a log p_b) / 2``."""
+    return _cross_view_loss(sinkhorn_codes(scores_a), sinkhorn_codes(scores_b), scores_a, scores_b, temperature)
+
+
+def self_distillation_loss(student: Any, teacher: Any, center: Any, temperature: float = 0.1,
+                           teacher_temperature: float = 0.04) -> Any:
+    """Per-jet DINO loss (n,) of two views stacked along the batch, ``(2n, K)`` scores each: each view's student
+    softmax(scores / temperature) predicts the teacher's centred, sharpened code of the other view,
+    softmax((scores - center) / teacher_temperature), taken without gradient."""
+    q = ops.softmax(ops.stop_gradient((teacher - center) / teacher_temperature), axis=-1)
+    q_a, q_b = ops.split(q, 2, axis=0)
+    scores_a, scores_b = ops.split(student, 2, axis=0)
+    return _cross_view_loss(q_a, q_b, scores_a, scores_b, temperature)
