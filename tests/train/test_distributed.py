@@ -17,9 +17,10 @@ cloudpickle.register_pickle_by_value(sys.modules[__name__])  # workers cannot im
 ENGINES = ("horovod", "tf_distribute")
 
 
-def _steps_worker(engine_name: str, config: dict, batches: list[dict], lr: float) -> list:
-    """Build the model, perturb non-root weights (the engine's setup must undo it), train on this rank's part
-    of each batch; rank 0 returns every rank's (initial, final) weights and the collectives' answers."""
+def _train_steps(engine_name: str, config: dict, batches: list[dict], seed: int, lr: float, beta: float,
+                 perturb: bool = False) -> tuple:
+    """Build the model (``perturb``: non-root weights moved, which the engine's setup must undo), set the engine
+    up, train on this rank's part of each batch; (engine, model, trainable weights right after the setup)."""
     import keras
 
     from ucluster.config import config_from_dict
@@ -29,11 +30,11 @@ def _steps_worker(engine_name: str, config: dict, batches: list[dict], lr: float
 
     engine = make_engine(engine_name)
     cfg = config_from_dict(config)
-    keras.utils.set_random_seed(123)
+    keras.utils.set_random_seed(seed)
     f = batches[0]["features"]
     model = build_model(cfg.model, f.shape[1], f.shape[2], n_classes(cfg))
     size, rank = engine.size, engine.rank
-    if rank != 0:
+    if perturb and rank != 0:
         for v in model.trainable_variables:
             v.assign(v.numpy() + 0.5)
     optimizer = keras.optimizers.Adam(learning_rate=lr)
@@ -43,7 +44,15 @@ def _steps_worker(engine_name: str, config: dict, batches: list[dict], lr: float
     for batch in batches:
         n = len(batch["target"])
         part = slice(rank * n // size, (rank + 1) * n // size)
-        engine.step({k: v[part] for k, v in batch.items()}, alpha=2.0, beta=10.0)
+        engine.step({k: v[part] for k, v in batch.items()}, alpha=2.0, beta=beta)
+    return engine, model, initial
+
+
+def _steps_worker(engine_name: str, config: dict, batches: list[dict], lr: float) -> list:
+    """Rank 0 returns every rank's (initial, final) weights of :func:`_train_steps` (perturbed non-root weights)
+    and the collectives' answers."""
+    engine, model, initial = _train_steps(engine_name, config, batches, 123, lr, beta=10.0, perturb=True)
+    rank = engine.rank
     final = [v.numpy() for v in model.trainable_variables]
     collectives = {
         "sum": engine.allreduce_sum(np.array([rank + 1.0, 2.5])),
@@ -103,26 +112,8 @@ def test_two_workers_match_one_worker_on_the_concatenated_batch(local_runs, engi
 
 
 def _dino_centre_worker(engine_name: str, config: dict, batches: list[dict]) -> list:
-    """Self-distillation steps on this rank's part of each batch; every rank's centre and teacher weights."""
-    import keras
-
-    from ucluster.config import config_from_dict
-    from ucluster.model import build_model
-    from ucluster.train.engines import make_engine
-    from ucluster.train.loop import n_classes
-
-    engine = make_engine(engine_name)
-    cfg = config_from_dict(config)
-    keras.utils.set_random_seed(7)
-    f = batches[0]["features"]
-    model = build_model(cfg.model, f.shape[1], f.shape[2], n_classes(cfg))
-    optimizer = keras.optimizers.Adam(learning_rate=1e-3)
-    optimizer.build(model.trainable_variables)
-    engine.setup(model, optimizer, cfg.train.gamma, None)
-    for batch in batches:
-        n = len(batch["target"])
-        part = slice(engine.rank * n // engine.size, (engine.rank + 1) * n // engine.size)
-        engine.step({k: v[part] for k, v in batch.items()}, alpha=2.0, beta=0.0)
+    """Self-distillation steps (:func:`_train_steps`); every rank's centre and teacher weights."""
+    engine, model, _ = _train_steps(engine_name, config, batches, 7, 1e-3, beta=0.0)
     layer = model.get_layer("ssl_self_distillation")
     teacher = [v.numpy() for v in model.non_trainable_variables if v.path.startswith("teacher_")]
     return engine.allgather_object((layer.center.numpy(), teacher))
