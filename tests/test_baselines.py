@@ -50,6 +50,9 @@ def test_reference_rows_on_the_substructure_columns(tiny_config):
     # W and Z groomed masses peak near 80 and 91 GeV, with narrower peaks than the plain masses (~97 and ~110)
     assert rows["cuts_mass_sd"]["train_acc"] > rows["cuts_mass"]["train_acc"] + 0.02
     assert rows["kmeans_mass_sd"]["purity_t"] > 0.6
+    # the hybrid mass takes the sharp m_sd peak where grooming kept both prongs and m where it did not: its
+    # labelled cuts beat those on m
+    assert rows["cuts_mass_hybrid"]["train_acc"] > rows["cuts_mass"]["train_acc"]
     # trees trained on the labels of (m, m_sd) beat the labelled cuts on either mass alone
     assert rows["trees_mass_mass_sd"]["test_cluster_acc"] > rows["cuts_mass"]["test_cluster_acc"]
 
@@ -81,7 +84,7 @@ def test_substructure_rows_are_skipped_without_the_columns(pythia_h5_dir, tiny_c
     rows = reference_rows(tiny_config)
     assert rows["kmeans_mass"] == floor and "cuts_gev" in rows["cuts_mass"]
     assert {n for n, r in rows.items() if r == {"skipped": NO_SUBSTRUCTURE}} == set(REFERENCES) - {
-        "kmeans_mass", "cuts_mass"}
+        "kmeans_mass", "kmeans_log_mass", "cuts_mass"}
     tiny_config.model.n_clusters = 4  # cuts: exhaustive search only for 2 or 3 clusters
     rows = reference_rows(tiny_config)
     assert "skipped" in rows["cuts_mass"] and "test_cluster_acc" in rows["kmeans_mass"]
@@ -94,4 +97,4 @@ def test_substructure_rows_are_skipped_without_the_columns(pythia_h5_dir, tiny_c
         printed.append(row)
         out = out[end:].strip()
     assert [p["name"] for p in printed] == list(REFERENCES)
-    assert sum("skipped" in p for p in printed) == len(REFERENCES) - 2 and "substructure" in printed[-1]["skipped"]
+    assert sum("skipped" in p for p in printed) == len(REFERENCES) - 3 and "substructure" in printed[-1]["skipped"]

@@ -8,11 +8,12 @@ mass cuts: thresholds on the jet mass chosen with the true labels, i.e. what the
 When the dataset has the hls4ml substructure columns, the physics references follow: k-means on the soft-drop
 groomed mass (grooming removes soft wide-angle radiation, which sharpens the W/Z/top peaks), on standardised
 (m_sd, tau21, tau32) and (m, m_sd, tau21, tau32) (N-subjettiness counts the prongs: 2 for W/Z, 3 for top), and
-the best labelled cuts on m_sd, and gradient-boosted trees trained on the labels of (m, m_sd) and of
-(m, m_sd, tau21, tau32): how much of the supervised network's accuracy those few observables already hold (the
-unsupervised question is then whether clustering can find it). A method that learns from the constituents should
-beat what these classic observables give. :func:`reference_rows` computes them all from one read of the train
-and test jets.
+on the log of the hybrid mass (m_sd where grooming kept both prongs, else m:
+:func:`ucluster.data.loader.hybrid_mass`); the best labelled cuts on m_sd and on the hybrid mass; and
+gradient-boosted trees trained on the labels of (m, m_sd) and of (m, m_sd, tau21, tau32): how much of the
+supervised network's accuracy those few observables already hold (the unsupervised question is then whether
+clustering can find it). A method that learns from the constituents should beat what these classic observables
+give. :func:`reference_rows` computes them all from one read of the train and test jets.
 """
 
 from __future__ import annotations
@@ -23,19 +24,23 @@ from typing import Any
 import numpy as np
 
 from ucluster.config import Config
-from ucluster.data.loader import SUBSTRUCTURE_KEYS, JetStream, has_substructure
+from ucluster.data.loader import SUBSTRUCTURE_KEYS, JetStream, has_substructure, hybrid_mass
 from ucluster.train import metrics as M
 
 # name -> (what the row is, in words; "kmeans" or "cuts"; batch keys of the variables), in the printed order
 _ROWS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "kmeans_mass": ("k-means on the jet mass", "kmeans", ("mass",)),
     "cuts_mass": ("best cuts on the jet mass (chosen with the true labels)", "cuts", ("mass",)),
+    "kmeans_log_mass": ("k-means on log m (the jet mass on a log scale)", "kmeans", ("log_mass",)),
     "kmeans_mass_sd": ("k-means on the soft-drop groomed mass", "kmeans", ("mass_sd",)),
+    "kmeans_log_mass_hybrid": ("k-means on log of the hybrid mass (m_sd where soft drop keeps at least "
+                               "model.hybrid_sd_fraction of m, else m)", "kmeans", ("log_mass_hybrid",)),
     "kmeans_mass_sd_tau21_tau32": ("k-means on standardised (m_sd, tau21, tau32)", "kmeans",
                                    ("mass_sd", "tau21", "tau32")),
     "kmeans_mass_mass_sd_tau21_tau32": ("k-means on standardised (m, m_sd, tau21, tau32)", "kmeans",
                                         ("mass", "mass_sd", "tau21", "tau32")),
     "cuts_mass_sd": ("best cuts on the soft-drop groomed mass (chosen with the true labels)", "cuts", ("mass_sd",)),
+    "cuts_mass_hybrid": ("best cuts on the hybrid mass (chosen with the true labels)", "cuts", ("mass_hybrid",)),
     "trees_mass_mass_sd": ("gradient-boosted trees on (m, m_sd), trained on the true labels", "trees",
                            ("mass", "mass_sd")),
     "trees_mass_mass_sd_tau21_tau32": ("gradient-boosted trees on (m, m_sd, tau21, tau32), trained on the true "
@@ -57,7 +62,13 @@ def _jets(cfg: Config, split: str) -> Jets:
         valid = batch["valid"] > 0
         for k in keys:
             parts[k].append(batch[k][valid])
-    return {k: np.concatenate(v) for k, v in parts.items()}
+    jets = {k: np.concatenate(v) for k, v in parts.items()}
+    # derived variables (1 GeV floor under the logs: m_sd can be ~0 where grooming removed everything but one prong)
+    jets["log_mass"] = np.log(np.maximum(jets["mass"], 1.0))
+    if "mass_sd" in jets:
+        jets["mass_hybrid"] = hybrid_mass(jets["mass"], jets["mass_sd"], cfg.model.hybrid_sd_fraction)
+        jets["log_mass_hybrid"] = np.log(np.maximum(jets["mass_hybrid"], 1.0))
+    return jets
 
 
 def _masses_and_labels(cfg: Config, split: str) -> tuple[np.ndarray, np.ndarray]:
@@ -149,7 +160,7 @@ def best_mass_cuts(cfg: Config, step_gev: float = 1.0) -> dict[str, Any]:
 
 def cut_range(cfg: Config, variable: str) -> tuple[float, float]:
     """Where the cuts on ``variable`` are searched: the selection window for the jet mass; from 0 to its top for
-    the groomed mass, which grooming moves below the window (m_sd <= m)."""
+    the groomed and hybrid masses, which grooming moves below the window (m_sd <= m)."""
     return (cfg.data.mass_min if variable == "mass" else 0.0), cfg.data.mass_max
 
 

@@ -19,7 +19,8 @@ from typing import Any
 
 import yaml
 
-TARGETS = ("mass_bins", "mass_sd_bins", "joint_bins", "truth", "none")
+TARGETS = ("mass_bins", "mass_sd_bins", "mass_hybrid_bins", "joint_bins", "truth", "none")
+MASS_BIN_SPACINGS = ("linear", "log")
 # jet variables a joint_bins target can bin: the jet mass, the soft-drop mass (both over [data.mass_min,
 # data.mass_max]) and the N-subjettiness ratios (over [0, 1])
 TARGET_VARS = ("mass", "mass_sd", "tau21", "tau32", "m_j1", "m_j2", "tau21_j1", "tau21_j2")
@@ -82,8 +83,12 @@ class ModelConfig:
     # classification (pretraining) target: "mass_bins" / "mass_sd_bins" (bins of the jet / soft-drop groomed
     # mass), "joint_bins" (a grid of several jet variables), "none" (no classification: the self-supervised term
     # alone; needs ssl_weight > 0), all unsupervised; or "truth" (the labels: the supervised ceiling)
+    # "mass_hybrid_bins": bins of m_SD where soft drop keeps at least hybrid_sd_fraction of the jet mass (both
+    # prongs kept: the sharp W/Z/t peaks), else of the ungroomed m (its lower edge sits at the boson mass)
     target: str = "mass_bins"
-    mass_bins: int = 20  # equal-width jet-mass bins over [data.mass_min, data.mass_max]
+    mass_bins: int = 20  # jet-mass bins over [data.mass_min, data.mass_max] (the three mass targets)
+    mass_bin_spacing: str = "linear"  # "linear": equal width in GeV (the paper's); "log": equal width in log m
+    hybrid_sd_fraction: float = 0.5  # mass_hybrid_bins: m_SD / m at or above which the groomed mass is used
     bin_smoothing: float = 0.0  # Gaussian width (in bins) of the mass-bin targets; 0 = one-hot (the paper's)
     # target "joint_bins": one class per cell of the equal-width grid target_vars x target_bins (no labels)
     target_vars: list[str] = field(default_factory=lambda: ["mass_sd", "tau21"])
@@ -300,6 +305,11 @@ def validate(cfg: Config) -> None:
         (m.n_clusters >= 2, "model.n_clusters must be at least 2"),
         (m.target in TARGETS, f"model.target must be one of {', '.join(TARGETS)}, got '{m.target}'"),
         (m.mass_bins >= 2, "model.mass_bins must be at least 2"),
+        (m.mass_bin_spacing in MASS_BIN_SPACINGS,
+         f"model.mass_bin_spacing must be one of {', '.join(MASS_BIN_SPACINGS)}, got '{m.mass_bin_spacing}'"),
+        (m.mass_bin_spacing != "log" or d.mass_min > 0,
+         f"model.mass_bin_spacing log needs data.mass_min > 0, got {d.mass_min}"),
+        (0 < m.hybrid_sd_fraction <= 1, f"model.hybrid_sd_fraction must be in (0, 1], got {m.hybrid_sd_fraction}"),
         (m.ssl_weight >= 0, f"model.ssl_weight must be >= 0, got {m.ssl_weight}"),
         (m.target != "none" or m.ssl_weight > 0,
          "model.target none trains nothing without the self-supervised term: set model.ssl_weight > 0"),

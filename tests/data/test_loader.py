@@ -9,6 +9,7 @@ from ucluster.data import schema as S
 from ucluster.data.loader import (
     JetStream,
     _Reservoir,
+    hybrid_mass,
     joint_bin_targets,
     list_row_groups,
     mass_bin_targets,
@@ -73,6 +74,35 @@ def test_joint_bins_target_of_the_stream(tiny_config):
     expected = mass_bin_targets(msd, d.mass_min, d.mass_max, 5) * 3 + mass_bin_targets(tau, 0.0, 1.0, 3)
     np.testing.assert_array_equal(target, expected)
     assert target.min() >= 0 and target.max() < 15 and len(np.unique(target)) >= 3
+
+
+def test_log_spaced_mass_bins_have_equal_width_in_log_m():
+    edges = 10.0 * 25.0 ** (np.arange(5) / 4)  # 4 log bins over [10, 250]: edges 10, 22.4, 50, 112, 250
+    m = np.array([5.0, 10.0, edges[1] * 0.999, edges[1] * 1.001, 111.0, 113.0, 249.0, 400.0])
+    np.testing.assert_array_equal(mass_bin_targets(m, 10.0, 250.0, 4, log=True), [0, 0, 0, 1, 2, 3, 3, 3])
+    np.testing.assert_array_equal(mass_bin_targets(m, 10.0, 250.0, 4), [0, 0, 0, 0, 1, 1, 3, 3])
+
+
+def test_hybrid_mass_takes_m_sd_where_grooming_kept_the_prongs():
+    m = np.array([100.0, 100.0, 100.0, 90.0])
+    msd = np.array([80.0, 50.0, 49.9, np.nan])
+    np.testing.assert_array_equal(hybrid_mass(m, msd, 0.5), [80.0, 50.0, 100.0, 90.0])
+    np.testing.assert_array_equal(hybrid_mass(m, msd, 0.9), [100.0, 100.0, 100.0, 90.0])
+
+
+@pytest.mark.parametrize("spacing", ["linear", "log"])
+def test_hybrid_mass_target_of_the_stream(tiny_config, spacing):
+    tiny_config.model.target, tiny_config.model.mass_bin_spacing = "mass_hybrid_bins", spacing
+    batches = list(JetStream(tiny_config, "train").eval_batches(64))
+    v = np.concatenate([b["valid"] for b in batches]) > 0
+    target, mass, msd = (np.concatenate([b[k] for b in batches])[v] for k in ("target", "mass", "mass_sd"))
+    d, m = tiny_config.data, tiny_config.model
+    kept = msd >= m.hybrid_sd_fraction * mass
+    assert 0.2 < kept.mean() < 0.95  # both branches occur on real jets
+    expected = mass_bin_targets(np.where(kept, msd, mass), d.mass_min, d.mass_max, m.mass_bins, log=spacing == "log")
+    np.testing.assert_array_equal(target, expected)
+    assert not np.array_equal(target, mass_bin_targets(mass, d.mass_min, d.mass_max, m.mass_bins,
+                                                       log=spacing == "log"))
 
 
 def test_eval_window_selects_the_evaluated_splits_only(tiny_config):

@@ -91,9 +91,10 @@ def _load_scalings(model_paths: list[str]) -> list[tuple[np.ndarray, np.ndarray]
     return [(np.asarray(mean), np.asarray(scale)) for mean, scale in scalings]
 
 
-TARGETS = [("mass_sd_bins", "latent"), ("truth", "latent"), ("joint_bins", "latent"), ("joint_bins", "target"),
-           ("mass_bins", "target"), ("none", "latent"), ("none-dino", "latent")]
-# none: self-supervised pretraining (model.ssl_weight), swapped prediction; none-dino: self-distillation
+TARGETS = [("mass_sd_bins", "latent"), ("mass_hybrid_bins", "latent"), ("truth", "latent"), ("joint_bins", "latent"),
+           ("joint_bins", "target"), ("mass_bins", "target"), ("none", "latent"), ("none-dino", "latent")]
+# none: self-supervised pretraining (model.ssl_weight), swapped prediction; none-dino: self-distillation;
+# mass_hybrid_bins runs with log-spaced bins
 
 
 def _train_each(configs: list[dict]) -> list[dict]:
@@ -122,7 +123,8 @@ def target_runs(tiny_overrides, tmp_path_factory):
                                  "model.target": name, "model.target_vars": "mass_sd,tau21",
                                  "model.target_bins": "4,3", "train.epochs": 2, "train.kmeans_space": space,
                                  "model.ssl_weight": 1.0 if name == "none" else 0.0,
-                                 "model.ssl_method": method or "swav"})
+                                 "model.ssl_method": method or "swav",
+                                 "model.mass_bin_spacing": "log" if name == "mass_hybrid_bins" else "linear"})
         preflight(cfg, 1)  # the driver's checks, as train() does before launching
         configs.append(cfg)
     with pytest.MonkeyPatch.context() as mp:

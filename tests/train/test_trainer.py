@@ -169,3 +169,18 @@ def test_self_supervised_settings_are_checked_in_one_line():
         with pytest.raises(ConfigError, match=message):
             load_config(None, overrides)
     assert load_config(None, {"model.target": "none", "model.ssl_weight": 0.5}).model.ssl_weight == 0.5
+
+
+def test_mass_bin_settings_are_checked_in_one_line():
+    from ucluster.config import ConfigError, load_config
+
+    for overrides, message in [
+        ({"model.mass_bin_spacing": "sqrt"}, "model.mass_bin_spacing must be one of linear, log, got 'sqrt'"),
+        ({"model.mass_bin_spacing": "log", "data.mass_min": 0.0}, "log needs data.mass_min > 0, got 0.0"),
+        ({"model.hybrid_sd_fraction": 0.0}, "model.hybrid_sd_fraction must be in \\(0, 1\\], got 0.0"),
+    ]:
+        with pytest.raises(ConfigError, match=message):
+            load_config(None, overrides)
+    cfg = load_config(None, {"model.target": "mass_hybrid_bins", "model.mass_bin_spacing": "log"})
+    assert (cfg.model.target, cfg.model.mass_bin_spacing, cfg.model.hybrid_sd_fraction) == (
+        "mass_hybrid_bins", "log", 0.5)

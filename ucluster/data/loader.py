@@ -83,9 +83,24 @@ def model_inputs(features, n_particles: np.ndarray, meta: S.DatasetMeta, max_par
     return feats, mask
 
 
-def mass_bin_targets(mass: np.ndarray, lo: float, hi: float, n_bins: int) -> np.ndarray:
-    """Equal-width jet-mass bins over [lo, hi); the class index used as the pretraining target."""
+def mass_bin_targets(mass: np.ndarray, lo: float, hi: float, n_bins: int, log: bool = False) -> np.ndarray:
+    """Equal-width jet-mass bins over [lo, hi) (in log m with ``log``: the W, Z and top peaks then span
+    similar numbers of bins); the class index used as the pretraining target. Masses outside go to the edge
+    bins."""
+    if log:
+        mass, lo, hi = np.log(np.maximum(mass, lo)), np.log(lo), np.log(hi)
     return np.clip(np.floor((mass - lo) / (hi - lo) * n_bins), 0, n_bins - 1).astype(np.int32)
+
+
+def hybrid_mass(mass: np.ndarray, mass_sd: np.ndarray, sd_fraction: float) -> np.ndarray:
+    """m_SD where soft drop keeps at least ``sd_fraction`` of the jet mass, else the ungroomed m.
+
+    Kept two-prong jets sit in sharp m_SD peaks (W 80, Z 91, t 175 GeV); when grooming removes a prong, m_SD
+    falls towards zero for every class, while the ungroomed m keeps its lower edge at the boson mass. No labels:
+    both masses come from the jet's own constituents. A missing m_SD (NaN) falls back to m.
+    """
+    keep = np.nan_to_num(mass_sd, nan=-1.0) >= sd_fraction * mass
+    return np.where(keep, mass_sd, mass)
 
 
 def target_ranges(cfg: Config) -> list[tuple[float, float]]:
@@ -221,11 +236,14 @@ class JetStream:
             batch["target"] = batch["label"].astype(np.int32)
         elif m.target == "none":  # self-supervised only: the single-logit head has nothing to learn
             batch["target"] = np.zeros(len(batch["label"]), np.int32)
-        elif m.target == "mass_sd_bins":  # the groomed mass: sharper W/Z peaks, still no labels
+        elif m.target in ("mass_sd_bins", "mass_hybrid_bins"):  # the groomed mass: sharper peaks, no labels
             if "mass_sd" not in batch:
-                raise S.DatasetError(f"{self.root}: model.target=mass_sd_bins needs the soft-drop mass column "
+                raise S.DatasetError(f"{self.root}: model.target={m.target} needs the soft-drop mass column "
                                      "'jet_mass_sd' (convert files that carry j_mass_mmdt)")
-            batch["target"] = mass_bin_targets(batch["mass_sd"], d.mass_min, d.mass_max, m.mass_bins)
+            mass = batch["mass_sd"] if m.target == "mass_sd_bins" else hybrid_mass(
+                batch["mass"], batch["mass_sd"], m.hybrid_sd_fraction)
+            batch["target"] = mass_bin_targets(mass, d.mass_min, d.mass_max, m.mass_bins,
+                                               log=m.mass_bin_spacing == "log")
         elif m.target == "joint_bins":  # several unsupervised targets at once, e.g. m_SD x tau21
             missing = [v for v in m.target_vars if v not in batch]
             if missing:
@@ -235,7 +253,8 @@ class JetStream:
             batch["target"] = joint_bin_targets([batch[v] for v in m.target_vars], target_ranges(self.cfg),
                                                 list(m.target_bins))
         else:
-            batch["target"] = mass_bin_targets(batch["mass"], d.mass_min, d.mass_max, m.mass_bins)
+            batch["target"] = mass_bin_targets(batch["mass"], d.mass_min, d.mass_max, m.mass_bins,
+                                               log=m.mass_bin_spacing == "log")
         return batch
 
     def selected_rows(self) -> int:
