@@ -76,12 +76,16 @@ np.testing.assert_array_equal(get_centroids(loaded), get_centroids(model))
 from ucluster.model import balance_loss
 dist = np.asarray(model({"features": features, "mask": mask}, training=False)["distances"])
 figs = {}
-for w in (0.0, 5.0):
+for w in (0.0, 5.0, 10.0):  # the same state, so the same dropout draws: the steps differ by the term alone
     fn = make_train_step(model, optimizer, beta=1.0, gamma=2.0, balance=w)
     figs[w] = np.asarray(fn(init_state(model, optimizer), batch, 2.0)[1])
 kl = float(balance_loss(dist, 2.0))
 assert kl > 1e-4, kl
-np.testing.assert_allclose(figs[5.0][2] - figs[0.0][2], 5.0 * kl, rtol=2e-2, atol=1e-5)
+term = figs[5.0][2] - figs[0.0][2]
+np.testing.assert_allclose(figs[10.0][2] - figs[0.0][2], 2.0 * term, rtol=1e-3, atol=1e-6)  # balance * KL
+# the step's KL is of the training-mode forward (dropout, batch statistics), the reference of the inference one:
+# the same magnitude, not the same value (within 3 % on one CPU, 3.2 % on another)
+assert 0.5 * 5.0 * kl < term < 2.0 * 5.0 * kl, (term, 5.0 * kl)
 
 # model.ssl_method dino through the compiled step: the teacher's EMA and the centre come back in the state
 import dataclasses

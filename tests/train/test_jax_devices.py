@@ -68,7 +68,9 @@ moved = False
 for step in range(2):
     np.testing.assert_allclose(out1[2 * step], out2[2 * step], rtol=1e-4, atol=1e-5)  # loss, ..., correct jets
     for w0, a, b in zip(before1, out1[2 * step + 1], out2[2 * step + 1]):
-        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)
+        # weights: Adam divides by sqrt(v), which amplifies the reduction-order noise of small gradients (seen
+        # up to 3e-5 on an AMD EPYC); a wrong split or mask would move a weight by up to the lr (3e-2) per step
+        np.testing.assert_allclose(a, b, rtol=1e-3, atol=1e-4)
         moved |= not np.allclose(a, w0)
 assert moved, "the step changed no weight"
 assert logits1.shape == logits2.shape == (7, C)
