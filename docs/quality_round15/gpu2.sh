@@ -26,11 +26,20 @@ train() { name=$1; seed=$2; shift 2; python3 -m studies.quality_gpu sweep --data
     --variant "$name:$*" > /tmp/logs/${name}_s$seed.log 2>&1; }
 B="train.epochs=50;train.alpha_start=10"
 H="$B;model.target=mass_hybrid_bins"
-for seed in 1 2 3; do train hyb_log $seed "$H;model.mass_bin_spacing=log" & done
-for seed in 1 2; do train hyb_log_tgt $seed "$H;model.mass_bin_spacing=log;train.kmeans_space=target" & done
-train hyb_lin 1 "$H" &
-train hyb_log_b40 1 "$H;model.mass_bin_spacing=log;model.mass_bins=40" &
-train mlog 1 "$B;model.mass_bin_spacing=log" &
+# RUNS: name:seeds items (default: all of the above)
+for item in ${RUNS:-hyb_log:1,2,3 hyb_log_tgt:1,2 hyb_lin:1 hyb_log_b40:1 mlog:1}; do
+  name=${item%%:*}
+  for seed in $(echo ${item#*:} | tr , ' '); do
+    case $name in
+      hyb_log) train $name $seed "$H;model.mass_bin_spacing=log" & ;;
+      hyb_log_tgt) train $name $seed "$H;model.mass_bin_spacing=log;train.kmeans_space=target" & ;;
+      hyb_lin) train $name $seed "$H" & ;;
+      hyb_log_b40) train $name $seed "$H;model.mass_bin_spacing=log;model.mass_bins=40" & ;;
+      mlog) train $name $seed "$B;model.mass_bin_spacing=log" & ;;
+      *) echo "unknown run '$name'"; exit 2 ;;
+    esac
+  done
+done
 while [ -n "$(jobs -rp)" ] && [ $(el) -lt ${LIMIT:-560} ]; do
   sleep 3; [ $(( $(el) % 30 )) -lt 3 ] && (cd /tmp/logs && tar czf $OUT/part.tgz . && mv $OUT/part.tgz $OUT/logs.tgz)
 done
