@@ -84,9 +84,8 @@ def model_inputs(features, n_particles: np.ndarray, meta: S.DatasetMeta, max_par
 
 
 def mass_bin_targets(mass: np.ndarray, lo: float, hi: float, n_bins: int, log: bool = False) -> np.ndarray:
-    """Equal-width jet-mass bins over [lo, hi) (in log m with ``log``: each bin's width grows with the mass, as
-    the radiation that widens a mass peak does); the class index used as the pretraining target. Masses outside
-    go to the edge bins."""
+    """Equal-width jet-mass bins over [lo, hi) (in log m with ``log``: each bin's width in GeV is proportional
+    to its mass); the class index used as the pretraining target. Masses outside go to the edge bins."""
     if log:
         mass, lo, hi = np.log(np.maximum(mass, lo)), np.log(lo), np.log(hi)
     return np.clip(np.floor((mass - lo) / (hi - lo) * n_bins), 0, n_bins - 1).astype(np.int32)
