@@ -85,6 +85,8 @@ def test_substructure_rows_are_skipped_without_the_columns(pythia_h5_dir, tiny_c
     assert rows["kmeans_mass"] == floor and "cuts_gev" in rows["cuts_mass"]
     assert {n for n, r in rows.items() if r == {"skipped": NO_SUBSTRUCTURE}} == set(REFERENCES) - {
         "kmeans_mass", "kmeans_log_mass", "cuts_mass"}
+    tiny_config.model.target = "mass_hybrid_bins"  # a training target that needs m_SD: the references read none
+    assert reference_rows(tiny_config) == rows
     tiny_config.model.n_clusters = 4  # cuts: exhaustive search only for 2 or 3 clusters
     rows = reference_rows(tiny_config)
     assert "skipped" in rows["cuts_mass"] and "test_cluster_acc" in rows["kmeans_mass"]

@@ -20,6 +20,7 @@ from typing import Any
 import yaml
 
 TARGETS = ("mass_bins", "mass_sd_bins", "mass_hybrid_bins", "joint_bins", "truth", "none")
+MASS_TARGETS = ("mass_bins", "mass_sd_bins", "mass_hybrid_bins")  # one mass binned: mass_bins, spacing, smoothing
 MASS_BIN_SPACINGS = ("linear", "log")
 # jet variables a joint_bins target can bin: the jet mass, the soft-drop mass (both over [data.mass_min,
 # data.mass_max]) and the N-subjettiness ratios (over [0, 1])
@@ -87,7 +88,9 @@ class ModelConfig:
     # prongs kept: the sharp W/Z/t peaks), else of the ungroomed m (its lower edge sits at the boson mass)
     target: str = "mass_bins"
     mass_bins: int = 20  # jet-mass bins over [data.mass_min, data.mass_max] (the three mass targets)
-    mass_bin_spacing: str = "linear"  # "linear": equal width in GeV (the paper's); "log": equal width in log m
+    # "linear": equal width in GeV (the paper's); "log": equal width in log m (the mass targets; joint_bins grids
+    # stay linear)
+    mass_bin_spacing: str = "linear"
     hybrid_sd_fraction: float = 0.5  # mass_hybrid_bins: m_SD / m at or above which the groomed mass is used
     bin_smoothing: float = 0.0  # Gaussian width (in bins) of the mass-bin targets; 0 = one-hot (the paper's)
     # target "joint_bins": one class per cell of the equal-width grid target_vars x target_bins (no labels)

@@ -72,23 +72,25 @@ for key, value in predict(loaded, features).items():
     np.testing.assert_allclose(value, after[key], rtol=1e-6, atol=1e-6)
 np.testing.assert_array_equal(get_centroids(loaded), get_centroids(model))
 
-# train.balance reaches the compiled step: its clustering figure carries balance * KL(mean assignment || uniform)
+# train.balance reaches the compiled step: its clustering figure carries balance * KL(mean assignment || uniform).
+# Without dropout (the model has LayerNorm only, no batch statistics) the step's training-mode forward is the
+# inference one, so the step's term is exactly balance * the KL of the inference distances.
+import dataclasses
 from ucluster.model import balance_loss
-dist = np.asarray(model({"features": features, "mask": mask}, training=False)["distances"])
+plain = build_model(dataclasses.replace(cfg, dropout=0.0, attention_dropout=0.0), P, F, C)
+plain.set_weights(model.get_weights())  # the trained weights: a KL well above 0
+plain_opt = keras.optimizers.Adam(1e-2)
+plain_opt.build(plain.trainable_variables)
+dist = np.asarray(plain({"features": features, "mask": mask}, training=False)["distances"])
 figs = {}
-for w in (0.0, 5.0, 10.0):  # the same state, so the same dropout draws: the steps differ by the term alone
-    fn = make_train_step(model, optimizer, beta=1.0, gamma=2.0, balance=w)
-    figs[w] = np.asarray(fn(init_state(model, optimizer), batch, 2.0)[1])
+for w in (0.0, 5.0):
+    fn = make_train_step(plain, plain_opt, beta=1.0, gamma=2.0, balance=w)
+    figs[w] = np.asarray(fn(init_state(plain, plain_opt), batch, 2.0)[1])
 kl = float(balance_loss(dist, 2.0))
 assert kl > 1e-4, kl
-term = figs[5.0][2] - figs[0.0][2]
-np.testing.assert_allclose(figs[10.0][2] - figs[0.0][2], 2.0 * term, rtol=1e-3, atol=1e-6)  # balance * KL
-# the step's KL is of the training-mode forward (dropout, batch statistics), the reference of the inference one:
-# the same magnitude, not the same value (within 3 % on one CPU, 3.2 % on another)
-assert 0.5 * 5.0 * kl < term < 2.0 * 5.0 * kl, (term, 5.0 * kl)
+np.testing.assert_allclose(figs[5.0][2] - figs[0.0][2], 5.0 * kl, rtol=1e-3, atol=1e-6)
 
 # model.ssl_method dino through the compiled step: the teacher's EMA and the centre come back in the state
-import dataclasses
 dino = build_model(dataclasses.replace(cfg, ssl_weight=1.0, ssl_method="dino", ssl_prototypes=6,
                                        ssl_teacher_momentum=0.8), P, F, C)
 opt = keras.optimizers.Adam(1e-2)

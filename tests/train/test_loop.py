@@ -145,6 +145,7 @@ def test_every_pretraining_target_trains_and_initialises_centroids(target_runs, 
     name, _, method = target.partition("-")
     assert (params["model.target"], params["train.kmeans_space"]) == (name, space)
     assert params["model.ssl_method"] == (method or "swav")
+    assert params["model.mass_bin_spacing"] == ("log" if name == "mass_hybrid_bins" else "linear")
     assert params["model.n_classes"] == str(n_classes(cfg))
 
 

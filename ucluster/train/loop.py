@@ -24,7 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ucluster.config import Config, TrainConfig
+from ucluster.config import MASS_TARGETS, Config, TrainConfig
 from ucluster.data import schema as S
 from ucluster.data.loader import JetStream, prefetch
 from ucluster.redact import redact_config_dict
@@ -377,7 +377,7 @@ def run(cfg: Config, engine: Engine, track: bool = True,
     optimizer = make_optimizer(cfg.train, size * replicas(engine))
     optimizer.build(model.trainable_variables)
     kernel = None
-    if cfg.model.target == "mass_bins" and cfg.model.bin_smoothing > 0:
+    if cfg.model.target in MASS_TARGETS and cfg.model.bin_smoothing > 0:
         kernel = ordinal_kernel(cfg.model.mass_bins, cfg.model.bin_smoothing)
 
     state = {"epoch": -1, "run_id": None, "centroids_ready": False, "finished": False, "history": []}
