@@ -235,14 +235,6 @@ class JetStream:
             batch["target"] = batch["label"].astype(np.int32)
         elif m.target == "none":  # self-supervised only: the single-logit head has nothing to learn
             batch["target"] = np.zeros(len(batch["label"]), np.int32)
-        elif m.target in ("mass_sd_bins", "mass_hybrid_bins"):  # the groomed mass: sharper peaks, no labels
-            if "mass_sd" not in batch:
-                raise S.DatasetError(f"{self.root}: model.target={m.target} needs the soft-drop mass column "
-                                     "'jet_mass_sd' (convert files that carry j_mass_mmdt)")
-            mass = batch["mass_sd"] if m.target == "mass_sd_bins" else hybrid_mass(
-                batch["mass"], batch["mass_sd"], m.hybrid_sd_fraction)
-            batch["target"] = mass_bin_targets(mass, d.mass_min, d.mass_max, m.mass_bins,
-                                               log=m.mass_bin_spacing == "log")
         elif m.target == "joint_bins":  # several unsupervised targets at once, e.g. m_SD x tau21
             missing = [v for v in m.target_vars if v not in batch]
             if missing:
@@ -251,8 +243,17 @@ class JetStream:
                                      "for m_j1/m_j2/tau21_j1/tau21_j2, an event-level dataset")
             batch["target"] = joint_bin_targets([batch[v] for v in m.target_vars], target_ranges(self.cfg),
                                                 list(m.target_bins))
-        else:
-            batch["target"] = mass_bin_targets(batch["mass"], d.mass_min, d.mass_max, m.mass_bins,
+        else:  # one binned mass (MASS_TARGETS): the jet mass, or the groomed/hybrid mass (sharper peaks)
+            if m.target == "mass_bins":
+                mass = batch["mass"]
+            elif "mass_sd" not in batch:
+                raise S.DatasetError(f"{self.root}: model.target={m.target} needs the soft-drop mass column "
+                                     "'jet_mass_sd' (convert files that carry j_mass_mmdt)")
+            elif m.target == "mass_sd_bins":
+                mass = batch["mass_sd"]
+            else:
+                mass = hybrid_mass(batch["mass"], batch["mass_sd"], m.hybrid_sd_fraction)
+            batch["target"] = mass_bin_targets(mass, d.mass_min, d.mass_max, m.mass_bins,
                                                log=m.mass_bin_spacing == "log")
         return batch
 
