@@ -4,23 +4,24 @@ On round 8's sample (the train split fits, val selects, test reports; labels onl
 1. the (m, m_SD) plane per class (m_msd.png) and the 1-D spectra (m_1d.png);
 2. the fraction of jets whose soft drop removed a prong (m_SD < 0.5 m), per class;
 3. k-means (3 clusters) on log m, log m_SD, and on the log of the hybrid mass (m_SD where m_SD >= f m, else m)
-   for f = 0.3 ... 0.8, with the labelled best two cuts on the hybrid mass beside it.
+   for f = 0.3 ... 0.8, with the labelled best two cuts on the hybrid mass beside it (jobs.baselines' search).
 
     D=docs/quality_round15; python $D/hybrid_mass.py /tmp/jets.parquet $D > $D/hybrid_mass.log
 """
-import itertools
 import sys
 
 import matplotlib
 import numpy as np
 import pyarrow.parquet as pq
-from scipy.optimize import linear_sum_assignment
 from sklearn.cluster import KMeans
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 
+from ucluster.baselines import best_cuts  # noqa: E402
+from ucluster.config import load_config  # noqa: E402
 from ucluster.data.loader import hybrid_mass  # noqa: E402
+from ucluster.train import metrics as M  # noqa: E402
 
 NAMES = {2: "W", 3: "Z", 4: "t"}
 
@@ -32,26 +33,8 @@ def load(root, split):
 
 
 def accuracy(label, cluster):
-    classes = np.unique(label)
-    table = np.zeros((cluster.max() + 1, len(classes)))
-    np.add.at(table, (cluster, np.searchsorted(classes, label)), 1)
-    rows, cols = linear_sum_assignment(-table)
-    return table[rows, cols].sum() / len(label)
-
-
-def best_cuts(x, label, grid):
-    """The two thresholds of ``grid`` with the best training accuracy (the labelled reference), from per-class
-    cumulative counts below each grid value."""
-    below = np.stack([np.searchsorted(np.sort(x[label == c]), grid) for c in np.unique(label)])  # (classes, grid)
-    total = np.array([[np.sum(label == c)] for c in np.unique(label)])
-
-    def score(i, j):
-        table = np.stack([below[:, i], below[:, j] - below[:, i], total[:, 0] - below[:, j]])
-        rows, cols = linear_sum_assignment(-table)
-        return table[rows, cols].sum()
-
-    i, j = max(itertools.combinations(range(len(grid)), 2), key=lambda ij: score(*ij))
-    return float(grid[i]), float(grid[j])
+    """Clustering accuracy (best one-to-one matching), as the project scores it."""
+    return M.cluster_accuracy(M.contingency(cluster, np.searchsorted(list(NAMES), label), 3, 3))
 
 
 def main(root, out):
@@ -87,10 +70,13 @@ def main(root, out):
     log = lambda x: np.log(np.maximum(x, 1.0))  # noqa: E731
     kmeans("log m", lambda a, b: log(a))
     kmeans("log m_SD", lambda a, b: log(b))
-    grid = np.arange(50.0, 200.0, 1.0)
+    cfg = load_config(None, {"data.path": root})  # the default selection and classes, for best_cuts
+    labels = {split: np.searchsorted(list(NAMES), lab) for split, lab in (("train", y), ("val", yv))}
     for f in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8):
         kmeans(f"log hybrid mass, f = {f}", lambda a, b, f=f: log(hybrid_mass(a, b, f)))
-        cuts = best_cuts(hybrid_mass(m, sd, f), y, grid)
+        # the labelled cuts of jobs.baselines (1 GeV grid over 0-250 GeV, chosen on train), scored on val here
+        cuts = best_cuts(cfg, {"label": labels["train"], "h": hybrid_mass(m, sd, f)},
+                         {"label": labels["val"], "h": hybrid_mass(mv, sdv, f)}, "h", 0.0, 250.0)["cuts_gev"]
         print(f"    labelled best cuts on the hybrid mass: {cuts} GeV, val "
               f"{accuracy(yv, np.digitize(hybrid_mass(mv, sdv, f), cuts)):.3f} test "
               f"{accuracy(yt, np.digitize(hybrid_mass(mt, sdt, f), cuts)):.3f}")
