@@ -31,6 +31,9 @@ elif [ ! -d /tmp/jets.parquet ]; then  # round 8's sample again, as gpu1.sh
     --jets-per-kind 40000 --seed 11 --jets-per-task 1000 --procs 16 > /tmp/sim.log 2>&1 || { tail -5 /tmp/sim.log; exit 1; }
   python3 -m conversion.job --input /tmp/h5 --output /tmp/jets.parquet --local --processes 16 > /tmp/convert.log 2>&1 \
     || { tail -5 /tmp/convert.log; exit 1; }
+  # packed back (as gpu1.sh) so that a later call can skip the simulation
+  (python3 -m studies.quality_gpu pack --data /tmp/jets.parquet --out /tmp/gpudata --part-mb 200 > /tmp/pack.log 2>&1 \
+    && cd /tmp && tar cf - gpudata | split -b 15M - $OUT/gpudata.tar.) &
 fi
 echo "data ready $(el) s"
 mkdir -p /tmp/logs
@@ -58,6 +61,7 @@ while [ -n "$(jobs -rp)" ] && [ $(el) -lt ${LIMIT:-560} ]; do
 done
 for p in $(jobs -rp); do kill $p 2>/dev/null; done
 wait
+tail -2 /tmp/pack.log 2>/dev/null
 echo "end $(el) s"
 grep -h "^ROW" /tmp/logs/*.log
 for f in /tmp/logs/*.log; do echo "$f: $(grep -c ^EPOCH $f) epochs"; done
