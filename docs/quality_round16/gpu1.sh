@@ -11,17 +11,19 @@
 #   hyb_log      (seed 1):    round 15's hybrid run again (init on the latent), its model kept
 #   a10          (seed 1):    the default config (as round 15's gpu1.sh), its model kept
 # All 50 epochs of which 20 pretraining, alpha_start 10, on round 8's sample (the one gpu2.sh re-simulated and
-# packed back). Carry: .dev_q16 (whl/: keras 3.15.1, namex 0.1.0, optree 0.20.0; gpudata.tar.a?: gpu2.sh's
-# packed sample, 56.8 MB). A fresh checkout has neither: the wheels as in quality_round15/gpu2.sh's header; the
-# sample from that script's call (it packs when it re-simulates).
+# packed back). Carry: .dev_q16 (whl/: keras 3.15.1, namex 0.1.0, optree 0.20.0; gpudata.tar.xz: gpu2.sh's
+# packed sample, its float16 particles in byte planes (quality_round15/planes.py), 47.8 MB with xz -6; the
+# tracked tree, 8.5 MB, travels too: 64 MiB in all). A fresh checkout has neither: the wheels as in
+# quality_round15/gpu2.sh's header; the sample from that script's call (it packs when it re-simulates).
 set -u
 python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/site \
   .dev_q16/whl/*.whl || exit 1
 export PYTHONPATH=/tmp/site:$PWD KERAS_BACKEND=jax PYTHONUNBUFFERED=1 XLA_PYTHON_CLIENT_PREALLOCATE=false
 t0=$(date +%s); el() { echo $(( $(date +%s) - t0 )); }
-rm -rf /tmp/logs /tmp/runs /tmp/gpudata
-cat .dev_q16/gpudata.tar.a? | tar xf - -C /tmp || exit 1
-python3 -m studies.quality_gpu unpack --packed /tmp/gpudata --out /tmp/jets.parquet > /tmp/unpack.log 2>&1 \
+rm -rf /tmp/logs /tmp/runs /tmp/gpudata /tmp/planes /tmp/jets.parquet
+{ mkdir -p /tmp/planes && tar xJf .dev_q16/gpudata.tar.xz -C /tmp/planes && \
+  python3 docs/quality_round15/planes.py decode /tmp/planes/gpudata /tmp/gpudata && \
+  python3 -m studies.quality_gpu unpack --packed /tmp/gpudata --out /tmp/jets.parquet > /tmp/unpack.log 2>&1; } \
   || { tail -5 /tmp/unpack.log; exit 1; }
 echo "data ready $(el) s"
 mkdir -p /tmp/logs
