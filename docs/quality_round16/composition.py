@@ -27,11 +27,11 @@ from ucluster.inference.evaluate import default_selection  # noqa: E402
 from ucluster.train import metrics as M  # noqa: E402
 
 
-def composition(assignments: str, data: str, fraction: float) -> str:
+def composition(assignments: str, data: str, fraction: float, classes: list[str] | None = None) -> str:
     """The table, as text: one row per cluster; counts per (class, soft drop kept / lost) and median masses.
     The jets are those the training run scored: its classes and mass window, as the assignment recorded them."""
     meta = read_assign_meta(assignments)
-    sel = default_selection(meta)
+    sel = default_selection(meta, classes=classes)
     classes, names = sel.classes, meta["dataset"]["class_names"]
     ids = np.array([names.index(c) for c in classes])
     a = ds.dataset(f"{assignments}/split=test").to_table(columns=["jet_key", "cluster", "label", "jet_mass"])
@@ -69,9 +69,10 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--assignments", required=True, help="jobs.assign output (with split=test)")
     p.add_argument("--data", required=True, help="the dataset the model was trained on (with jet_mass_sd)")
+    p.add_argument("--classes", default="", help="comma-separated (default: the training run's, else all)")
     p.add_argument("--fraction", type=float, default=0.5, help="m_SD / m at or above which both prongs count as kept")
     a = p.parse_args(argv)
-    print(composition(a.assignments, a.data, a.fraction))
+    print(composition(a.assignments, a.data, a.fraction, [c for c in a.classes.split(",") if c] or None))
     return 0
 
 

@@ -37,6 +37,9 @@ def test_shards_are_disjoint_balanced_and_cover_the_split(tiny_config):
 
 
 def test_selection_and_targets(tiny_config):
+    """The jet selection, and the paper's target: equal-width bins of the jet mass (the default target's bins are
+    test_hybrid_mass_target_of_the_stream's)."""
+    tiny_config.model.target, tiny_config.model.mass_bin_spacing = "mass_bins", "linear"
     tiny_config.data.classes = ["w", "t"]
     tiny_config.data.mass_min, tiny_config.data.mass_max = 60.0, 220.0
     stream = JetStream(tiny_config, "train")

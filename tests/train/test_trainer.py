@@ -165,10 +165,13 @@ def test_self_supervised_settings_are_checked_in_one_line():
         ({"model.ssl_weight": 1, "model.ssl_drop": 1.0}, "ssl_drop in \\[0, 1\\)"),
         ({"model.target": "none", "model.ssl_weight": 1, "train.kmeans_space": "target"},
          "train.kmeans_space target needs a classification target"),
+        # the default k-means space is the target's: a self-supervised run is told what to set
+        ({"model.target": "none", "model.ssl_weight": 1}, "set train.kmeans_space latent"),
     ]:
         with pytest.raises(ConfigError, match=message):
             load_config(None, overrides)
-    assert load_config(None, {"model.target": "none", "model.ssl_weight": 0.5}).model.ssl_weight == 0.5
+    cfg = load_config(None, {"model.target": "none", "model.ssl_weight": 0.5, "train.kmeans_space": "latent"})
+    assert cfg.model.ssl_weight == 0.5
 
 
 def test_mass_bin_settings_are_checked_in_one_line():
@@ -184,3 +187,37 @@ def test_mass_bin_settings_are_checked_in_one_line():
     cfg = load_config(None, {"model.target": "mass_hybrid_bins", "model.mass_bin_spacing": "log"})
     assert (cfg.model.target, cfg.model.mass_bin_spacing, cfg.model.hybrid_sd_fraction) == (
         "mass_hybrid_bins", "log", 0.5)
+    # the spacing is the mass targets': a joint grid over a window from 0 (event mode's m_jj) is not refused
+    joint = load_config(None, {"model.target": "joint_bins", "data.mass_min": 0.0})
+    assert joint.model.mass_bin_spacing == "log" and joint.data.mass_min == 0.0
+
+
+def test_default_config_is_the_hybrid_mass_target_with_the_k_means_start_on_the_expected_bin():
+    """What round 16 measured on the GPU is what ships (conf/ucluster.yaml), and the dataclass agrees with it."""
+    from ucluster.config import Config
+
+    cfg = load_config(None)
+    assert (cfg.model.target, cfg.model.mass_bins, cfg.model.mass_bin_spacing, cfg.train.kmeans_space) == (
+        "mass_hybrid_bins", 40, "log", "target")
+    assert cfg.to_dict() == Config().to_dict()
+
+
+def test_a_target_needing_columns_the_dataset_lacks_fails_before_any_worker(jet_dataset, tiny_config, tmp_path):
+    """A dataset converted from files without j_mass_mmdt: the default target is refused in the driver, in one
+    line that names the dataset and what to do."""
+    import json
+
+    from ucluster.data import schema as S
+    from ucluster.train.trainer import TrainingError, preflight
+
+    plain = tmp_path / "plain.parquet"
+    shutil.copytree(jet_dataset, plain)
+    meta = json.loads((plain / S.META_FILE).read_text())
+    meta["substructure_columns"] = []  # as the converter writes it for files without the substructure
+    (plain / S.META_FILE).write_text(json.dumps(meta))
+    tiny_config.data.path = str(plain)
+    with pytest.raises(TrainingError, match=r"plain.parquet: model.target=mass_hybrid_bins needs column\(s\) "
+                                            r"\['jet_mass_sd'\].*or train with --model.target mass_bins"):
+        preflight(tiny_config, 1)
+    tiny_config.model.target = "mass_bins"
+    assert preflight(tiny_config, 1)["selected_jets"]["train"] > 0

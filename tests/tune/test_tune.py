@@ -206,6 +206,13 @@ def test_shipped_space_loads_and_samples_valid_configs():
     truth = load_config("conf/demo.yaml", {"model.target": "truth"})
     overrides, cfg = space.sample(study.ask(), truth)
     assert "model.mass_bins" not in overrides and cfg.model.mass_bins == truth.model.mass_bins
+    # ... and a list under `when` is any of its values: the demo's mass bins and the default's hybrid bins
+    hybrid = load_config(None)
+    overrides, cfg = load_space("conf/tune.yaml", hybrid).sample(study.ask(), hybrid)
+    assert cfg.model.target == "mass_hybrid_bins" and cfg.model.mass_bins == overrides["model.mass_bins"]
+    assert "model.bin_smoothing" in overrides
+    with pytest.raises(SpaceError, match="params.model.k: when model.target: an empty list matches nothing"):
+        parse_space({"params": {"model.k": {"low": 5, "high": 9, "when": {"model.target": []}}}}, base, "s.yaml")
 
 
 def test_trials_are_scored_on_the_base_selection(tiny_config, tmp_path):

@@ -26,6 +26,19 @@ Batch = dict[str, np.ndarray]
 _SMALL_COLUMNS = [S.LABEL, S.JET_MASS, S.JET_PT, S.JET_KEY, S.N_PARTICLES]
 # batch key -> optional Parquet column: the substructure variables the baselines and targets use
 SUBSTRUCTURE_KEYS: dict[str, str] = {"mass_sd": S.JET_MASS_SD, "tau21": S.JET_TAU21, "tau32": S.JET_TAU32}
+
+
+def target_columns(cfg: Config) -> list[str]:
+    """The substructure columns the pretraining target reads (none for the jet mass or the labels), so that a
+    dataset without them is refused before any worker starts."""
+    m = cfg.model
+    if m.target in ("mass_sd_bins", "mass_hybrid_bins"):
+        return [S.JET_MASS_SD]
+    if m.target == "joint_bins":
+        return [SUBSTRUCTURE_KEYS[v] for v in m.target_vars if v in SUBSTRUCTURE_KEYS]
+    return []
+
+
 # batch key -> Parquet column of event-level datasets (the same names)
 EVENT_KEYS: dict[str, str] = {c: c for c in S.EVENT_COLUMNS}
 
@@ -248,7 +261,8 @@ class JetStream:
                 mass = batch["mass"]
             elif "mass_sd" not in batch:
                 raise S.DatasetError(f"{self.root}: model.target={m.target} needs the soft-drop mass column "
-                                     "'jet_mass_sd' (convert files that carry j_mass_mmdt)")
+                                     "'jet_mass_sd' (convert files that carry j_mass_mmdt, or train with "
+                                     "--model.target mass_bins)")
             elif m.target == "mass_sd_bins":
                 mass = batch["mass_sd"]
             else:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from ucluster.config import Config, config_from_dict
 from ucluster.data import schema as S
-from ucluster.data.loader import JetStream
+from ucluster.data.loader import JetStream, target_columns
 from ucluster.train import checkpoint as ckpt
 from ucluster.train import loop
 from ucluster.train.loop import TrainingError, n_classes, validation_stream
@@ -50,6 +50,11 @@ def preflight(cfg: Config, n_workers: int) -> dict:
         missing = [c for c in REQUIRED_COLUMNS if c not in names]
         if missing:
             raise TrainingError(f"{files[0]}: dataset lacks column(s) {missing} needed for training")
+    lacking = [c for c in target_columns(cfg) if c not in meta.substructure_columns]
+    if lacking:  # e.g. the default hybrid-mass target on files without j_mass_mmdt
+        raise TrainingError(f"{cfg.data.path}: model.target={cfg.model.target} needs column(s) {lacking}, which the "
+                            "dataset lacks (convert files that carry j_mass_mmdt and the N-subjettiness), or train "
+                            "with --model.target mass_bins")
     # Training jets are counted per worker shard (they sum to the split's count): read once, checked twice.
     shards = [JetStream(cfg, "train", r, n_workers, meta) for r in range(n_workers)]
     shard_rows = [shard.selected_rows() for shard in shards]

@@ -9,9 +9,11 @@ comes from the field's declared type, so the file only says the range::
       train.batch_size: {choices: [64, 128, 256]}          # any field   -> suggest_categorical
       train.pretrain_epochs: {low: 0.2, high: 0.6, fraction_of: train.epochs}   # round(x * train.epochs)
       model.mass_bins: {low: 5, high: 40, when: {model.target: mass_bins}}      # conditional parameter
+      model.bin_smoothing: {choices: [0, 1], when: {model.target: [mass_bins, mass_hybrid_bins]}}  # any of
 
 Parameters are sampled in file order, and ``when`` sees the values sampled before it (or the base config's),
-so a parameter can depend on an earlier choice. Validation reuses the config's own: a misspelt field, a value
+so a parameter can depend on an earlier choice. A list under ``when`` means any of its values (for a field
+whose own type is a list, the list is the one value). Validation reuses the config's own: a misspelt field, a value
 of the wrong type or a malformed range is a one-line :class:`SpaceError` naming the file and the parameter.
 """
 
@@ -49,7 +51,7 @@ class Param:
     step: float | int | None = None
     choices: tuple = ()
     fraction_of: str = ""
-    when: dict[str, Any] = field(default_factory=dict)
+    when: dict[str, Any] = field(default_factory=dict)  # field -> value, or a frozenset of values (any of)
 
     @property
     def optuna_name(self) -> str:
@@ -70,7 +72,7 @@ class SearchSpace:
         values = base.to_dict()
         overrides: dict[str, Any] = {}
         for p in self.params:
-            if not all(_get(values, k) == v for k, v in p.when.items()):
+            if not all(_holds(_get(values, k), v) for k, v in p.when.items()):
                 continue
             if p.kind == "categorical":
                 value = trial.suggest_categorical(p.optuna_name, list(p.choices))  # "a,b" -> list in the config
@@ -110,6 +112,20 @@ def _resolve(name: Any, where: str) -> Any:
         raise SpaceError(str(exc)) from None
 
 
+def _holds(value: Any, condition: Any) -> bool:
+    """A ``when`` condition: equal to the value, or (a frozenset) among the values."""
+    return value in condition if isinstance(condition, frozenset) else value == condition
+
+
+def _is_list_field(name: str, where: str) -> bool:
+    section, _, key = name.partition(".")
+    try:
+        typ = field_type(section, key, where)
+    except ConfigError as exc:
+        raise SpaceError(str(exc)) from None
+    return "list" in str(typ)
+
+
 def _check_field(base: Config, name: str, value: Any, where: str) -> Any:
     """Apply ``value`` to a scratch copy of the config: unknown fields and wrong types fail as they would there."""
     _resolve(name, where)
@@ -145,7 +161,14 @@ def _parse_param(base: Config, name: Any, spec: Any, source: str) -> Param:
         raise SpaceError(f"{where}: 'when' must map config fields to values, got {when!r}")
     checked_when = {}
     for field_, value in when.items():
-        checked_when[field_] = _check_field(base, field_, value, f"{where}: when")
+        if isinstance(value, list) and _is_list_field(field_, where):
+            checked_when[field_] = _check_field(base, field_, value, f"{where}: when")
+        elif isinstance(value, list):  # any of these values
+            if not value:
+                raise SpaceError(f"{where}: when {field_}: an empty list matches nothing")
+            checked_when[field_] = frozenset(_check_field(base, field_, v, f"{where}: when") for v in value)
+        else:
+            checked_when[field_] = _check_field(base, field_, value, f"{where}: when")
     if "choices" in spec:
         unknown = sorted(set(spec) - CHOICE_KEYS)
         if unknown:
