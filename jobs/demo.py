@@ -68,7 +68,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"demo finished in {time.perf_counter() - t0:.0f} s")
     print(f"  clustering accuracy (test split, Hungarian): {result['test_cluster_acc']:.3f}")
     print(f"  NMI {result['test_nmi']:.3f}   ARI {result['test_ari']:.3f}   "
-          f"classification acc (mass bins) {result['test_class_acc']:.3f}")
+          f"classification acc ({cfg.model.target}) {result['test_class_acc']:.3f}")
     print("  per-class purity: " + ", ".join(f"{k}={v:.2f}" for k, v in result["purity"].items()))
     print(f"  model: {result['model_path']}")
     print(f"  MLflow run {result['run_id']} -> {ui_hint(train_dir, cfg.run.tracking_uri)}")

@@ -205,6 +205,11 @@ def test_files_without_substructure_still_convert_and_load(pythia_h5_dir, tmp_pa
     meta_path.write_text(json.dumps(text))
     assert S.read_meta(out).substructure_columns == [] and not has_substructure(out)
     tiny_config.data.path, tiny_config.data.classes = str(out), ["w", "t"]
+    # the default target bins the hybrid mass, which needs m_SD: one line naming the dataset and what to do
+    with pytest.raises(S.DatasetError, match=r"old.parquet: model.target=mass_hybrid_bins needs the soft-drop "
+                                             r"mass column 'jet_mass_sd'.*--model.target mass_bins"):
+        next(JetStream(tiny_config, "train").eval_batches(64))
+    tiny_config.model.target = "mass_bins"  # the paper's target reads the jet mass alone
     batch = next(JetStream(tiny_config, "train").eval_batches(64))
     assert "mass" in batch and not {"mass_sd", "tau21", "tau32"} & set(batch)
 

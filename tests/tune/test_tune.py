@@ -23,7 +23,7 @@ SPACE = {"params": {
     "train.pretrain_epochs": {"low": 0.3, "high": 0.4, "fraction_of": "train.epochs"},  # -> 1 of 3 epochs
     "model.latent_dim": {"choices": [8, 16]},
     "model.k": {"low": 4, "high": 8},
-    "model.mass_bins": {"low": 4, "high": 10, "when": {"model.target": "mass_bins"}},
+    "model.mass_bins": {"low": 4, "high": 10, "when": {"model.target": ["mass_bins", "mass_hybrid_bins"]}},
     "data.mass_max": {"low": 200.0, "high": 300.0},
 }}
 
@@ -83,6 +83,9 @@ def test_two_trials_on_spark_nested_runs_halving_and_best_yaml(spark, tiny_confi
         assert sorted(steps) == list(range(1, row["epochs"]))
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"best.yaml", "trials.json", "search_space.yaml", "base_config.yaml"} <= artifacts
+    logged = yaml.safe_load(Path(client.download_artifacts(parent.info.run_id, "search_space.yaml", str(tmp_path)))
+                            .read_text())
+    assert logged["params"]["model.mass_bins"]["when"] == SPACE["params"]["model.mass_bins"]["when"]  # any-of list
 
     best = max((r for r in rows.values() if r["state"] == "COMPLETE"), key=lambda r: r["val_cluster_acc"])
     assert parent.data.tags["ucluster.tune.best_trial"] == str(best["number"])

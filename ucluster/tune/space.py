@@ -51,7 +51,7 @@ class Param:
     step: float | int | None = None
     choices: tuple = ()
     fraction_of: str = ""
-    when: dict[str, Any] = field(default_factory=dict)  # field -> value, or a frozenset of values (any of)
+    when: dict[str, Any] = field(default_factory=dict)  # field -> value, or a tuple of values (any of)
 
     @property
     def optuna_name(self) -> str:
@@ -113,8 +113,8 @@ def _resolve(name: Any, where: str) -> Any:
 
 
 def _holds(value: Any, condition: Any) -> bool:
-    """A ``when`` condition: equal to the value, or (a frozenset) among the values."""
-    return value in condition if isinstance(condition, frozenset) else value == condition
+    """A ``when`` condition: equal to the value, or (a tuple) among the values."""
+    return value in condition if isinstance(condition, tuple) else value == condition
 
 
 def _is_list_field(name: str, where: str) -> bool:
@@ -166,7 +166,7 @@ def _parse_param(base: Config, name: Any, spec: Any, source: str) -> Param:
         elif isinstance(value, list):  # any of these values
             if not value:
                 raise SpaceError(f"{where}: when {field_}: an empty list matches nothing")
-            checked_when[field_] = frozenset(_check_field(base, field_, v, f"{where}: when") for v in value)
+            checked_when[field_] = tuple(_check_field(base, field_, v, f"{where}: when") for v in value)
         else:
             checked_when[field_] = _check_field(base, field_, value, f"{where}: when")
     if "choices" in spec:

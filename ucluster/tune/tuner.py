@@ -335,6 +335,8 @@ def _param_dict(p) -> dict[str, Any]:
     d = {k: v for k, v in dataclasses.asdict(p).items() if v not in (None, (), "", {}, False) and k not in ("name",)}
     if "choices" in d:
         d["choices"] = list(d["choices"])
+    if "when" in d:  # an any-of condition is a tuple: written back as the list it was read from
+        d["when"] = {k: list(v) if isinstance(v, tuple) else v for k, v in d["when"].items()}
     return d
 
 
