@@ -113,6 +113,7 @@ def test_two_epoch_training_in_event_mode(event_dataset, tmp_path, monkeypatch, 
         "model.n_clusters": 4, "model.target": "joint_bins", "model.target_vars": "m_j1,m_j2",
         "model.target_bins": "4,4", "model.target_jet_mass_max": 400.0,
         "train.batch_size": 16, "train.pretrain_epochs": 1, "train.epochs": 2, "train.kmeans_sample": 100,
+        "train.kmeans_space": "latent",  # as conf/anomaly.yaml
         "run.output_dir": str(tmp_path / "run"), "run.np": -1, "run.progress": False,
         "run.registered_model": "",
     })

@@ -38,9 +38,9 @@ def reference_predictions(cfg, data: str | Path, model_path: str | Path, splits=
     from ucluster.data.loader import JetStream
 
     meta = S.read_meta(data)
-    wide = dataclasses.replace(cfg, data=dataclasses.replace(
+    wide = dataclasses.replace(cfg, data=dataclasses.replace(  # every jet; the paper's target (no log of m <= 0)
         cfg.data, path=str(data), classes=list(meta.class_names), mass_min=-1.0, mass_max=1e9, pt_min=-1.0,
-        pt_max=1e9))
+        pt_max=1e9), model=dataclasses.replace(cfg.model, target="mass_bins", mass_bin_spacing="linear"))
     model = keras.saving.load_model(str(model_path), compile=False)
     parts: dict[str, list] = {"key": [], "split": [], "logits": [], "latent": [], "distances": []}
     for split in splits:

@@ -217,7 +217,8 @@ def test_a_target_needing_columns_the_dataset_lacks_fails_before_any_worker(jet_
     (plain / S.META_FILE).write_text(json.dumps(meta))
     tiny_config.data.path = str(plain)
     with pytest.raises(TrainingError, match=r"plain.parquet: model.target=mass_hybrid_bins needs column\(s\) "
-                                            r"\['jet_mass_sd'\].*or train with --model.target mass_bins"):
+                                            r"\['jet_mass_sd'\].*--model.target mass_bins --train.kmeans_space "
+                                            r"latent$"):
         preflight(tiny_config, 1)
     tiny_config.model.target = "mass_bins"
     assert preflight(tiny_config, 1)["selected_jets"]["train"] > 0

@@ -209,11 +209,12 @@ def test_shipped_space_loads_and_samples_valid_configs():
     truth = load_config("conf/demo.yaml", {"model.target": "truth"})
     overrides, cfg = space.sample(study.ask(), truth)
     assert "model.mass_bins" not in overrides and cfg.model.mass_bins == truth.model.mass_bins
-    # ... and a list under `when` is any of its values: the demo's mass bins and the default's hybrid bins
-    hybrid = load_config(None)
-    overrides, cfg = load_space("conf/tune.yaml", hybrid).sample(study.ask(), hybrid)
-    assert cfg.model.target == "mass_hybrid_bins" and cfg.model.mass_bins == overrides["model.mass_bins"]
-    assert "model.bin_smoothing" in overrides
+    # ... and a list under `when` is any of its values: the default's hybrid bins and the paper's mass bins
+    for target in ("mass_hybrid_bins", "mass_bins"):
+        other = load_config(None, {"model.target": target})
+        overrides, cfg = load_space("conf/tune.yaml", other).sample(study.ask(), other)
+        assert cfg.model.target == target and cfg.model.mass_bins == overrides["model.mass_bins"]
+        assert "model.bin_smoothing" in overrides
     with pytest.raises(SpaceError, match="params.model.k: when model.target: an empty list matches nothing"):
         parse_space({"params": {"model.k": {"low": 5, "high": 9, "when": {"model.target": []}}}}, base, "s.yaml")
 
@@ -275,3 +276,16 @@ def test_logged_and_written_configs_mask_tracking_credentials():
     plain = load_config(None, {"run.tracking_uri": "http://127.0.0.1:5000"})
     assert "credentials masked" not in _best_yaml(plain, best, "study", "parent")
     assert yaml.safe_load(_best_yaml(plain, best, "study", "parent"))["run"]["tracking_uri"] == "http://127.0.0.1:5000"
+
+
+def test_logged_search_space_keeps_zero_bounds_and_any_of_lists():
+    """search_space.yaml (logged with every tuning run) says what was searched: a bound of 0.0 is a bound, and an
+    any-of `when` is written back as the list it was read from."""
+    from ucluster.tune.tuner import _param_dict
+
+    params = {"train.gamma": {"low": 0.0, "high": 4.0},
+              "model.mass_bins": {"low": 5, "high": 60, "when": {"model.target": ["mass_bins", "mass_hybrid_bins"]}}}
+    space = parse_space({"params": params}, load_config(None))
+    logged = yaml.safe_load(yaml.safe_dump({p.name: _param_dict(p) for p in space.params}))
+    assert (logged["train.gamma"]["low"], logged["train.gamma"]["high"]) == (0.0, 4.0)
+    assert logged["model.mass_bins"]["when"] == params["model.mass_bins"]["when"]

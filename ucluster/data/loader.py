@@ -261,8 +261,8 @@ class JetStream:
                 mass = batch["mass"]
             elif "mass_sd" not in batch:
                 raise S.DatasetError(f"{self.root}: model.target={m.target} needs the soft-drop mass column "
-                                     "'jet_mass_sd' (convert files that carry j_mass_mmdt, or train with "
-                                     "--model.target mass_bins)")
+                                     "'jet_mass_sd' (convert files that carry j_mass_mmdt, or train on the "
+                                     "ungroomed mass: --model.target mass_bins --train.kmeans_space latent)")
             elif m.target == "mass_sd_bins":
                 mass = batch["mass_sd"]
             else:

@@ -54,7 +54,7 @@ def preflight(cfg: Config, n_workers: int) -> dict:
     if lacking:  # e.g. the default hybrid-mass target on files without j_mass_mmdt
         raise TrainingError(f"{cfg.data.path}: model.target={cfg.model.target} needs column(s) {lacking}, which the "
                             "dataset lacks (convert files that carry j_mass_mmdt and the N-subjettiness), or train "
-                            "with --model.target mass_bins")
+                            "on the ungroomed mass: --model.target mass_bins --train.kmeans_space latent")
     # Training jets are counted per worker shard (they sum to the split's count): read once, checked twice.
     shards = [JetStream(cfg, "train", r, n_workers, meta) for r in range(n_workers)]
     shard_rows = [shard.selected_rows() for shard in shards]

@@ -12,9 +12,9 @@ comes from the field's declared type, so the file only says the range::
       model.bin_smoothing: {choices: [0, 1], when: {model.target: [mass_bins, mass_hybrid_bins]}}  # any of
 
 Parameters are sampled in file order, and ``when`` sees the values sampled before it (or the base config's),
-so a parameter can depend on an earlier choice. A list under ``when`` means any of its values (for a field
-whose own type is a list, the list is the one value). Validation reuses the config's own: a misspelt field, a value
-of the wrong type or a malformed range is a one-line :class:`SpaceError` naming the file and the parameter.
+so a parameter can depend on an earlier choice; a list under ``when`` means any of its values. Validation
+reuses the config's own: a misspelt field, a value of the wrong type or a malformed range is a one-line
+:class:`SpaceError` naming the file and the parameter.
 """
 
 from __future__ import annotations
@@ -117,15 +117,6 @@ def _holds(value: Any, condition: Any) -> bool:
     return value in condition if isinstance(condition, tuple) else value == condition
 
 
-def _is_list_field(name: str, where: str) -> bool:
-    section, _, key = name.partition(".")
-    try:
-        typ = field_type(section, key, where)
-    except ConfigError as exc:
-        raise SpaceError(str(exc)) from None
-    return "list" in str(typ)
-
-
 def _check_field(base: Config, name: str, value: Any, where: str) -> Any:
     """Apply ``value`` to a scratch copy of the config: unknown fields and wrong types fail as they would there."""
     _resolve(name, where)
@@ -161,9 +152,7 @@ def _parse_param(base: Config, name: Any, spec: Any, source: str) -> Param:
         raise SpaceError(f"{where}: 'when' must map config fields to values, got {when!r}")
     checked_when = {}
     for field_, value in when.items():
-        if isinstance(value, list) and _is_list_field(field_, where):
-            checked_when[field_] = _check_field(base, field_, value, f"{where}: when")
-        elif isinstance(value, list):  # any of these values
+        if isinstance(value, list):  # any of these values
             if not value:
                 raise SpaceError(f"{where}: when {field_}: an empty list matches nothing")
             checked_when[field_] = tuple(_check_field(base, field_, v, f"{where}: when") for v in value)

@@ -332,7 +332,9 @@ class _Search:
 
 
 def _param_dict(p) -> dict[str, Any]:
-    d = {k: v for k, v in dataclasses.asdict(p).items() if v not in (None, (), "", {}, False) and k not in ("name",)}
+    # unset fields are left out; a bound of 0 or 0.0 is not unset (0.0 == False, so no `in (..., False)` test)
+    d = {k: v for k, v in dataclasses.asdict(p).items()
+         if k != "name" and v is not None and v is not False and not (isinstance(v, tuple | str | dict) and not v)}
     if "choices" in d:
         d["choices"] = list(d["choices"])
     if "when" in d:  # an any-of condition is a tuple: written back as the list it was read from
