@@ -379,11 +379,19 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+# Fields added after configs were first stored, with the value the code before them used: a stored config without
+# them (a checkpoint's or a model's from before) reads back as it trained, not with today's default.
+IMPLIED_WHEN_MISSING = {("model", "mass_bin_spacing"): "linear"}
+
+
 def config_from_dict(values: dict[str, dict[str, Any]], source: str = "config") -> Config:
     """Rebuild a :class:`Config` from :meth:`Config.to_dict` output (e.g. in a Horovod worker or a checkpoint)."""
     cfg = Config()
     for section, fields_ in values.items():
         for key, value in fields_.items():
+            _apply(cfg, section, key, value, source)
+    for (section, key), value in IMPLIED_WHEN_MISSING.items():
+        if section in values and key not in values[section]:
             _apply(cfg, section, key, value, source)
     validate(cfg)
     return cfg

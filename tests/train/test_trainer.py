@@ -192,6 +192,17 @@ def test_mass_bin_settings_are_checked_in_one_line():
     assert joint.model.mass_bin_spacing == "log" and joint.data.mass_min == 0.0
 
 
+def test_a_stored_config_from_before_the_bin_spacing_reads_back_with_linear_bins():
+    """Checkpoints and models stored before model.mass_bin_spacing existed trained with equal bins in GeV: they
+    read back so (resume compares against it), not with today's log default."""
+    from ucluster.config import config_from_dict
+
+    old = load_config(None, {"model.target": "mass_bins", "model.mass_bins": 20}).to_dict()
+    del old["model"]["mass_bin_spacing"]
+    assert config_from_dict(old).model.mass_bin_spacing == "linear"
+    assert config_from_dict(load_config(None).to_dict()).model.mass_bin_spacing == "log"
+
+
 def test_default_config_is_the_hybrid_mass_target_with_the_k_means_start_on_the_expected_bin():
     """What round 16 measured on the GPU is what ships (conf/ucluster.yaml), and the dataclass agrees with it."""
     from ucluster.config import Config
