@@ -92,7 +92,7 @@ def _events(cfg, model, split: str) -> dict:
     from ucluster.train.loop import target_coordinates
 
     parts: dict[str, list] = {"cluster": [], "latent": [], "coords": [], "label": [], "mjj": []}
-    for batch in JetStream(cfg, split).eval_batches(cfg.train.batch_size, 0):
+    for batch in JetStream(cfg, split, targets=False).eval_batches(cfg.train.batch_size, 0):
         out = model({"features": batch["features"], "mask": batch["mask"]}, training=False)
         v = batch["valid"] > 0
         parts["cluster"].append(np.asarray(out["distances"]).argmin(-1)[v])

@@ -45,7 +45,7 @@ def latents(model, cfg, split: str, max_jets: int) -> dict[str, np.ndarray]:
     from ucluster.data.loader import JetStream, prefetch
 
     parts: dict[str, list[np.ndarray]] = {"latent": [], "cluster": []}
-    for batch in prefetch(JetStream(cfg, split).eval_batches(2048, max_jets)):
+    for batch in prefetch(JetStream(cfg, split, targets=False).eval_batches(2048, max_jets)):
         out = model({"features": batch["features"], "mask": batch["mask"]}, training=False)
         valid = batch["valid"] > 0
         parts["latent"].append(np.asarray(out["latent"])[valid])

@@ -18,7 +18,6 @@ give. :func:`reference_rows` computes them all from one read of the train and te
 
 from __future__ import annotations
 
-import dataclasses
 import itertools
 from typing import Any
 
@@ -56,9 +55,9 @@ Jets = dict[str, np.ndarray]  # batch key -> values of the selected jets of one 
 
 def _jets(cfg: Config, split: str) -> Jets:
     """The selected jets of one split: ``label``, ``mass`` and, when the dataset has them, the substructure."""
-    # the references read no target: the plain mass bins, so that a config whose target needs the substructure
-    # still gets its mass rows (and skipped substructure rows) on a dataset without those columns
-    stream = JetStream(dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, target="mass_bins")), split)
+    # no pretraining target: a config whose target needs the substructure still gets its mass rows (and skipped
+    # substructure rows) on a dataset without those columns
+    stream = JetStream(cfg, split, targets=False)
     keys = ["label", "mass", *(SUBSTRUCTURE_KEYS if has_substructure(stream.meta) else ())]
     parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
     for batch in stream.eval_batches(4096):

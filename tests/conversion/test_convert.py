@@ -209,6 +209,8 @@ def test_files_without_substructure_still_convert_and_load(pythia_h5_dir, tmp_pa
     with pytest.raises(S.DatasetError, match=r"old.parquet: model.target=mass_hybrid_bins needs the soft-drop "
                                              r"mass column 'jet_mass_sd'.*--model.target mass_bins"):
         next(JetStream(tiny_config, "train").eval_batches(64))
+    # a reader that needs no target (baselines, studies) reads it with the default config
+    assert "target" not in next(JetStream(tiny_config, "train", targets=False).eval_batches(64))
     tiny_config.model.target = "mass_bins"  # the paper's target reads the jet mass alone
     batch = next(JetStream(tiny_config, "train").eval_batches(64))
     assert "mass" in batch and not {"mass_sd", "tau21", "tau32"} & set(batch)

@@ -38,15 +38,15 @@ def reference_predictions(cfg, data: str | Path, model_path: str | Path, splits=
     from ucluster.data.loader import JetStream
 
     meta = S.read_meta(data)
-    wide = dataclasses.replace(cfg, data=dataclasses.replace(  # every jet; the paper's target (no log of m <= 0)
+    wide = dataclasses.replace(cfg, data=dataclasses.replace(
         cfg.data, path=str(data), classes=list(meta.class_names), mass_min=-1.0, mass_max=1e9, pt_min=-1.0,
-        pt_max=1e9), model=dataclasses.replace(cfg.model, target="mass_bins", mass_bin_spacing="linear"))
+        pt_max=1e9))
     model = keras.saving.load_model(str(model_path), compile=False)
     parts: dict[str, list] = {"key": [], "split": [], "logits": [], "latent": [], "distances": []}
     for split in splits:
         if not S.split_files(data, split):
             continue
-        for batch in JetStream(wide, split).eval_batches(64):
+        for batch in JetStream(wide, split, targets=False).eval_batches(64):  # every jet; no target binned
             out = model({"features": batch["features"], "mask": batch["mask"]}, training=False)
             valid = batch["valid"] > 0
             parts["key"].append(batch["key"][valid])

@@ -26,6 +26,8 @@ Batch = dict[str, np.ndarray]
 _SMALL_COLUMNS = [S.LABEL, S.JET_MASS, S.JET_PT, S.JET_KEY, S.N_PARTICLES]
 # batch key -> optional Parquet column: the substructure variables the baselines and targets use
 SUBSTRUCTURE_KEYS: dict[str, str] = {"mass_sd": S.JET_MASS_SD, "tau21": S.JET_TAU21, "tau32": S.JET_TAU32}
+# batch key -> Parquet column of event-level datasets (the same names)
+EVENT_KEYS: dict[str, str] = {c: c for c in S.EVENT_COLUMNS}
 
 
 def target_columns(cfg: Config) -> list[str]:
@@ -37,10 +39,6 @@ def target_columns(cfg: Config) -> list[str]:
     if m.target == "joint_bins":
         return [SUBSTRUCTURE_KEYS[v] for v in m.target_vars if v in SUBSTRUCTURE_KEYS]
     return []
-
-
-# batch key -> Parquet column of event-level datasets (the same names)
-EVENT_KEYS: dict[str, str] = {c: c for c in S.EVENT_COLUMNS}
 
 
 def has_substructure(dataset: str | Path | S.DatasetMeta) -> bool:
@@ -134,10 +132,16 @@ def joint_bin_targets(values: list[np.ndarray], ranges: list[tuple[float, float]
 
 
 class JetStream:
-    """Batches of selected jets of one split for one worker (rank ``rank`` of ``size``)."""
+    """Batches of selected jets of one split for one worker (rank ``rank`` of ``size``).
 
-    def __init__(self, cfg: Config, split: str, rank: int = 0, size: int = 1, meta: S.DatasetMeta | None = None):
+    ``targets=False`` leaves out the pretraining target (no ``target`` key), for readers that only evaluate or
+    compare (baselines, studies): they then read a dataset that lacks the columns the config's target needs.
+    """
+
+    def __init__(self, cfg: Config, split: str, rank: int = 0, size: int = 1, meta: S.DatasetMeta | None = None,
+                 targets: bool = True):
         self.cfg = cfg
+        self.targets = targets
         self.root = cfg.data.path
         self.meta = meta or S.read_meta(self.root)
         self.split = split
@@ -232,7 +236,7 @@ class JetStream:
         sel = np.flatnonzero(self._select(label, mass, pt))
         feats, mask = model_inputs(table.column(S.FEATURES), table.column(S.N_PARTICLES).to_numpy(), self.meta,
                                    self.cfg.data.max_particles, sel)
-        return self._targets({
+        batch = {
             "features": feats,
             "mask": mask,
             "mass": mass[sel],
@@ -240,7 +244,8 @@ class JetStream:
             "key": table.column(S.JET_KEY).to_numpy()[sel],
             "label": self._class_index[label[sel]],
             **{k: table.column(c).to_numpy()[sel] for k, c in self._optional.items()},
-        })
+        }
+        return self._targets(batch) if self.targets else batch
 
     def _targets(self, batch: Batch) -> Batch:
         d, m = self.cfg.data, self.cfg.model
