@@ -26,7 +26,7 @@ MASS_BIN_SPACINGS = ("linear", "log")
 # data.mass_max]) and the N-subjettiness ratios (over [0, 1])
 TARGET_VARS = ("mass", "mass_sd", "tau21", "tau32", "m_j1", "m_j2", "tau21_j1", "tau21_j2")
 LEVELS = ("jet", "event")
-KMEANS_SPACES = ("latent", "target")
+KMEANS_SPACES = ("latent", "target", "probs")
 RUN_ENGINES = ("horovod", "tf_distribute", "auto", "jax")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ucluster.yaml"
 
@@ -138,9 +138,11 @@ class TrainConfig:
     seed: int = 42
     steps_per_epoch: int = 0  # 0 = as many full batches as the smallest shard allows
     select: str = "best_val"  # final model: "last" epoch, or "best_val" (the clustering epoch best on the val split)
-    # where k-means finds the initial clusters: "latent" (the latent vectors themselves), or "target" (the
-    # classifier's expected target coordinates; the centroids are then the mean latent of each cluster; the default:
-    # with the hybrid-mass bins the latent holds a split by soft-drop outcome that k-means follows, round 16)
+    # where k-means finds the initial clusters: "latent" (the latent vectors themselves), "target" (the
+    # classifier's expected target coordinates), or "probs" (the classifier's output probabilities, as they are).
+    # With target or probs the centroids are the mean latent of each cluster. The default is probs: with the
+    # hybrid-mass bins the latent holds a split by soft-drop outcome that k-means follows (round 16), and on the
+    # one-number expected bin two k-means solutions of near-equal inertia compete, one of them poor (round 17).
     kmeans_space: str = "target"
     # clustering epochs whose end-of-epoch trainable weights are averaged into the model that is evaluated,
     # selected and saved (1 = the live weights; with select best_val, the epochs ending at the selected one; the
@@ -341,7 +343,7 @@ def validate(cfg: Config) -> None:
         (t.kmeans_space in KMEANS_SPACES,
          f"train.kmeans_space must be one of {', '.join(KMEANS_SPACES)}, got '{t.kmeans_space}'"),
         (t.kmeans_space == "latent" or m.target != "none",
-         "train.kmeans_space target needs a classification target (model.target none has none): "
+         f"train.kmeans_space {t.kmeans_space} needs a classification target (model.target none has none): "
          "set train.kmeans_space latent"),
         (t.select in ("last", "best_val"), f"train.select must be 'last' or 'best_val', got '{t.select}'"),
         (t.average_epochs >= 1, f"train.average_epochs must be >= 1 (1 = no averaging), got {t.average_epochs}"),

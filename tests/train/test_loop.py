@@ -181,6 +181,28 @@ def test_centroids_from_target_space_are_the_cluster_means_of_the_latent():
     np.testing.assert_allclose(centroids[order], expected[np.argsort(expected[:, 0])], rtol=1e-5)
 
 
+def test_probs_space_clusters_the_class_probabilities_unscaled():
+    """train.kmeans_space probs: k-means on the softmax outputs as they are (rows sum to 1; no per-column
+    standardisation, which would blow up bins that are almost never predicted); centroids = latent means."""
+    from ucluster.config import load_config
+    from ucluster.train.loop import fit_centroids, kmeans_coordinates
+
+    cfg = load_config(None, {"model.n_clusters": 2, "model.mass_bins": 8, "train.kmeans_space": "probs"})
+    rng = np.random.default_rng(1)
+    logits = rng.normal(0.0, 0.1, (100, 8))
+    logits[:50, 1] += 6.0
+    logits[50:, 6] += 6.0
+    coords = kmeans_coordinates(cfg, logits)
+    assert coords.shape == (100, 8) and coords.dtype == np.float32
+    np.testing.assert_allclose(coords.sum(axis=1), 1.0, rtol=1e-5)
+    assert np.all(coords[:50].argmax(axis=1) == 1) and np.all(coords[50:].argmax(axis=1) == 6)
+    latent = rng.normal(size=(100, 5)).astype(np.float32)
+    centroids = fit_centroids(cfg, latent, coords, standardise=False)
+    expected = np.stack([latent[:50].mean(0), latent[50:].mean(0)])
+    order = np.argsort(centroids[:, 0])
+    np.testing.assert_allclose(centroids[order], expected[np.argsort(expected[:, 0])], rtol=1e-5)
+
+
 def test_moved_fractions_tell_a_relabelling_from_real_moves():
     from ucluster.train.loop import moved_fractions
 

@@ -66,11 +66,9 @@ def n_classes(cfg: Config) -> int:
 def target_coordinates(cfg: Config, logits: np.ndarray) -> np.ndarray:
     """The classifier's expected target per jet, (B, D): for bin targets the expected bin index along each
     binned variable divided by its number of bins (in [0, 1]); for ``truth`` the class probabilities."""
-    z = logits - logits.max(axis=-1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=-1, keepdims=True)
+    p = class_probabilities(logits)
     if cfg.model.target == "truth":
-        return p.astype(np.float32)
+        return p
     shape = list(cfg.model.target_bins) if cfg.model.target == "joint_bins" else [cfg.model.mass_bins]
     p = p.reshape(-1, *shape)
     coords = []
@@ -108,12 +106,14 @@ def split_metrics(prefix: str, correct: float, total: float, table: np.ndarray, 
     return out
 
 
-def fit_centroids(cfg: Config, sample: np.ndarray, coords: np.ndarray | None = None) -> np.ndarray:
+def fit_centroids(cfg: Config, sample: np.ndarray, coords: np.ndarray | None = None,
+                  standardise: bool = True) -> np.ndarray:
     """k-means (k = model.n_clusters, 10 restarts, seeded) -> the initial centroids in the latent space.
 
     ``coords`` None: k-means on the latent ``sample`` itself. Otherwise k-means on ``coords`` (one row per latent
-    vector, e.g. :func:`target_coordinates`, standardised per column) and each centroid is the mean latent
-    vector of its cluster (an empty cluster keeps the latent k-means centre's place: it falls back to it).
+    vector: :func:`target_coordinates`, standardised per column, or with ``standardise`` False the class
+    probabilities, which share one scale) and each centroid is the mean latent vector of its cluster (an empty
+    cluster makes it fall back to k-means on the latent).
     """
     from sklearn.cluster import KMeans
 
@@ -121,12 +121,28 @@ def fit_centroids(cfg: Config, sample: np.ndarray, coords: np.ndarray | None = N
     if coords is None:
         km = KMeans(n_clusters=k, n_init=10, random_state=cfg.train.seed).fit(sample)
         return km.cluster_centers_.astype(np.float32)
-    std = coords.std(axis=0)
-    scaled = (coords - coords.mean(axis=0)) / np.where(std > 1e-9, std, 1.0)
+    scaled = coords
+    if standardise:
+        std = coords.std(axis=0)
+        scaled = (coords - coords.mean(axis=0)) / np.where(std > 1e-9, std, 1.0)
     assign = KMeans(n_clusters=k, n_init=10, random_state=cfg.train.seed).fit_predict(scaled)
     if len(np.unique(assign)) < k:
         return fit_centroids(cfg, sample)
     return np.stack([sample[assign == c].mean(axis=0) for c in range(k)]).astype(np.float32)
+
+
+def class_probabilities(logits: np.ndarray) -> np.ndarray:
+    """Softmax over the classifier's outputs (float32)."""
+    z = logits - logits.max(axis=-1, keepdims=True)
+    p = np.exp(z)
+    return (p / p.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def kmeans_coordinates(cfg: Config, logits: np.ndarray) -> np.ndarray:
+    """What k-means initialises on for ``train.kmeans_space`` target / probs, one row per jet."""
+    if cfg.train.kmeans_space == "probs":
+        return class_probabilities(logits)
+    return target_coordinates(cfg, logits)
 
 
 def replicas(engine: Engine) -> int:
@@ -282,17 +298,17 @@ class _Loop:
             logits, latent, _ = self.engine.predict(batch["features"], batch["mask"])
             valid = batch["valid"] > 0
             parts.append(latent[valid])
-            if cfg.train.kmeans_space == "target":
-                coords.append(target_coordinates(cfg, logits[valid]))
+            if cfg.train.kmeans_space != "latent":
+                coords.append(kmeans_coordinates(cfg, logits[valid]))
         local = np.concatenate(parts) if parts else np.zeros((0, cfg.model.latent_dim), np.float32)
         sample = self.engine.allgather(local)
         space = None
-        if cfg.train.kmeans_space == "target":
-            width = target_coordinates(cfg, np.zeros((1, n_classes(cfg)), np.float32)).shape[1]
+        if cfg.train.kmeans_space != "latent":
+            width = kmeans_coordinates(cfg, np.zeros((1, n_classes(cfg)), np.float32)).shape[1]
             space = self.engine.allgather(np.concatenate(coords) if coords else np.zeros((0, width), np.float32))
         self.engine.pull()
         if self.rank == 0:
-            set_centroids(model, fit_centroids(cfg, sample, space))
+            set_centroids(model, fit_centroids(cfg, sample, space, standardise=cfg.train.kmeans_space == "target"))
         self.engine.push()
 
     def run_epoch(self, model, epoch: int, steps: int, centroids_ready: bool) -> dict:
