@@ -143,7 +143,7 @@ class TrainConfig:
     # With target or probs the centroids are the mean latent of each cluster. The default is probs: with the
     # hybrid-mass bins the latent holds a split by soft-drop outcome that k-means follows (round 16), and on the
     # one-number expected bin two k-means solutions of near-equal inertia compete, one of them poor (round 17).
-    kmeans_space: str = "target"
+    kmeans_space: str = "probs"
     # clustering epochs whose end-of-epoch trainable weights are averaged into the model that is evaluated,
     # selected and saved (1 = the live weights; with select best_val, the epochs ending at the selected one; the
     # copies travel in the checkpoint). Training itself always continues from the live weights.

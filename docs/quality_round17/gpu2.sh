@@ -6,6 +6,7 @@
 #   probs    (seeds 1-6): round 16's default with train.kmeans_space probs
 #   probs_a0 (seeds 1-3): the same with alpha held at 10 (train.alpha_step 0): round 16's default drifted down as
 #                         alpha grew after about 20 clustering epochs
+# Not run in round 17: every try for a GPU after call 1 was refused until the session's device time was gone.
 # Carry: .dev_q17b (whl/: keras, namex, optree; gpudata.tar.xz: call 1's packed sample in byte planes, made here by
 #   python3 docs/quality_round15/planes.py encode <call 1's gpudata> /tmp/planes/gpudata && tar | xz -6).
 set -u

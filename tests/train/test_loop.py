@@ -92,7 +92,8 @@ def _load_scalings(model_paths: list[str]) -> list[tuple[np.ndarray, np.ndarray]
 
 
 TARGETS = [("mass_bins", "latent"), ("mass_sd_bins", "latent"), ("mass_hybrid_bins", "latent"), ("truth", "latent"),
-           ("joint_bins", "latent"), ("joint_bins", "target"), ("mass_bins", "target"), ("none", "latent"),
+           ("joint_bins", "latent"), ("joint_bins", "target"), ("mass_bins", "target"),
+           ("mass_hybrid_bins", "target"), ("joint_bins", "probs"), ("none", "latent"),
            ("none-dino", "latent")]
 # none: self-supervised pretraining (model.ssl_weight), swapped prediction; none-dino: self-distillation;
 # mass_hybrid_bins runs with log-spaced bins
@@ -136,7 +137,7 @@ def target_runs(tiny_overrides, tmp_path_factory):
 
 @pytest.mark.parametrize(("target", "space"), TARGETS)
 def test_every_pretraining_target_trains_and_initialises_centroids(target_runs, target, space):
-    """Each target with each k-means space (the default, hybrid-mass bins with the start on the expected bin, runs
+    """Each target with each k-means space (the default, hybrid-mass bins with the start on the probabilities, runs
     in every other test; mass_bins in the latent is the paper's)."""
     cfg, result = target_runs[target, space]
     assert 1 / 3 - 1e-9 <= result["init_test_cluster_acc"] <= 1

@@ -203,13 +203,13 @@ def test_a_stored_config_from_before_the_bin_spacing_reads_back_with_linear_bins
     assert config_from_dict(load_config(None).to_dict()).model.mass_bin_spacing == "log"
 
 
-def test_default_config_is_the_hybrid_mass_target_with_the_k_means_start_on_the_expected_bin():
-    """What round 16 measured on the GPU is what ships (conf/ucluster.yaml), and the dataclass agrees with it."""
+def test_default_config_is_the_hybrid_mass_target_with_the_k_means_start_on_the_probabilities():
+    """What rounds 16-17 measured is what ships (conf/ucluster.yaml), and the dataclass agrees with it."""
     from ucluster.config import Config
 
     cfg = load_config(None)
     assert (cfg.model.target, cfg.model.mass_bins, cfg.model.mass_bin_spacing, cfg.train.kmeans_space) == (
-        "mass_hybrid_bins", 40, "log", "target")
+        "mass_hybrid_bins", 40, "log", "probs")
     assert cfg.to_dict() == Config().to_dict()
 
 
