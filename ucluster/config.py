@@ -383,7 +383,7 @@ def overrides_from_args(args: argparse.Namespace) -> dict[str, Any]:
 
 # Fields added after configs were first stored, with the value the code before them used: a stored config without
 # them (a checkpoint's or a model's from before) reads back as it trained, not with today's default.
-IMPLIED_WHEN_MISSING = {("model", "mass_bin_spacing"): "linear"}
+IMPLIED_WHEN_MISSING = {("model", "mass_bin_spacing"): "linear", ("train", "kmeans_space"): "latent"}
 
 
 def config_from_dict(values: dict[str, dict[str, Any]], source: str = "config") -> Config:

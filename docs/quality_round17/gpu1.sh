@@ -3,7 +3,8 @@
 # classifier's expected bin) starts deep k-means at 0.60-0.63 on 4 of 5 seeds and at 0.79 on one. To see why, and
 # which label-free start would do better, this call trains the default's pretraining only (20 epochs: the loop
 # then initialises the centroids and hands out the classifier) for seeds 1-8, and brings the 8 models back; the
-# starts are then compared on the CPU (start_study.py) on the same val jets.
+# starts are then compared on the CPU (start_study.py) on the same val jets. It ran while target was the
+# default, without the kmeans_space override written here, which keeps it the same run now that probs is.
 # Carry: .dev_q17/whl (keras, namex, optree, and pythia8mc, fastjet, awkward, awkward_cpp, vector to simulate):
 #   echo /.dev_q17/ >> .git/info/exclude; python3 -m pip download --no-deps --only-binary=:all: --python-version 3.12 \
 #     --implementation cp --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 -d .dev_q17/whl \
@@ -30,7 +31,7 @@ train() { name=$1; seed=$2; shift 2; python3 -m studies.quality_gpu sweep --data
     --data.reader_threads 1 --seeds $seed --run.output_dir /tmp/runs/${name}_$seed --json /tmp/logs/${name}_s$seed.json \
     --variant "$name:$*" > /tmp/logs/${name}_s$seed.log 2>&1
   cp /tmp/runs/${name}_$seed/${name}_seed$seed/model.keras $OUT/models/${name}_$seed.keras; }
-for seed in 1 2 3 4 5 6 7 8; do train pre $seed "train.epochs=20" & done
+for seed in 1 2 3 4 5 6 7 8; do train pre $seed "train.epochs=20;train.kmeans_space=target" & done
 while [ -n "$(jobs -rp)" ] && [ $(el) -lt ${LIMIT:-560} ]; do
   sleep 3; [ $(( $(el) % 30 )) -lt 3 ] && (cd /tmp/logs && tar czf $OUT/part.tgz . && mv $OUT/part.tgz $OUT/logs.tgz)
 done

@@ -72,7 +72,7 @@ def partitions(cfg, km: dict, seed: int) -> dict[str, np.ndarray]:
     z = km["logits"] - km["logits"].max(axis=1, keepdims=True)
     p = np.exp(z)
     p /= p.sum(axis=1, keepdims=True)
-    out = {"kmeans_target (default)": KMeans(k, n_init=10, random_state=seed).fit_predict(coord),
+    out = {"kmeans_target (round16)": KMeans(k, n_init=10, random_state=seed).fit_predict(coord),
            "kmeans_latent": KMeans(k, n_init=10, random_state=seed).fit_predict(km["latent"]),
            "kmeans_probs": KMeans(k, n_init=10, random_state=seed).fit_predict(p),
            "kmeans_sqrt_probs": KMeans(k, n_init=10, random_state=seed).fit_predict(np.sqrt(p))}

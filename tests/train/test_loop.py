@@ -172,7 +172,7 @@ def test_centroids_from_target_space_are_the_cluster_means_of_the_latent():
     from ucluster.config import load_config
     from ucluster.train.loop import fit_centroids
 
-    cfg = load_config(None, {"model.n_clusters": 2})
+    cfg = load_config(None, {"model.n_clusters": 2, "train.kmeans_space": "target"})
     rng = np.random.default_rng(0)
     coords = np.concatenate([rng.normal(0.2, 0.01, (50, 1)), rng.normal(0.8, 0.01, (50, 1))])
     latent = rng.normal(size=(100, 5)).astype(np.float32)  # no structure of its own
@@ -183,25 +183,30 @@ def test_centroids_from_target_space_are_the_cluster_means_of_the_latent():
 
 
 def test_probs_space_clusters_the_class_probabilities_unscaled():
-    """train.kmeans_space probs: k-means on the softmax outputs as they are (rows sum to 1; no per-column
-    standardisation, which would blow up bins that are almost never predicted); centroids = latent means."""
+    """train.kmeans_space probs: k-means on the softmax outputs as they are (rows sum to 1), centroids = latent
+    means. Three bins that are almost never predicted carry a tiny alternating pattern: standardised per column
+    (as for target) it would outweigh the real split between bins 0 and 1, so the two spaces must part ways."""
     from ucluster.config import load_config
     from ucluster.train.loop import fit_centroids, kmeans_coordinates
 
-    cfg = load_config(None, {"model.n_clusters": 2, "model.mass_bins": 8, "train.kmeans_space": "probs"})
     rng = np.random.default_rng(1)
-    logits = rng.normal(0.0, 0.1, (100, 8))
-    logits[:50, 1] += 6.0
-    logits[50:, 6] += 6.0
-    coords = kmeans_coordinates(cfg, logits)
-    assert coords.shape == (100, 8) and coords.dtype == np.float32
+    logits = np.full((100, 5), -9.0)
+    logits[:50, 0] = logits[50:, 1] = 3.0
+    logits[::2, 2:] += 0.5  # every other jet, both halves: a rare-bin pattern of size ~1e-5
+    probs_cfg = load_config(None, {"model.n_clusters": 2, "model.mass_bins": 5, "train.kmeans_space": "probs"})
+    coords = kmeans_coordinates(probs_cfg, logits)
+    assert coords.shape == (100, 5) and coords.dtype == np.float32
     np.testing.assert_allclose(coords.sum(axis=1), 1.0, rtol=1e-5)
-    assert np.all(coords[:50].argmax(axis=1) == 1) and np.all(coords[50:].argmax(axis=1) == 6)
     latent = rng.normal(size=(100, 5)).astype(np.float32)
-    centroids = fit_centroids(cfg, latent, coords, standardise=False)
-    expected = np.stack([latent[:50].mean(0), latent[50:].mean(0)])
-    order = np.argsort(centroids[:, 0])
-    np.testing.assert_allclose(centroids[order], expected[np.argsort(expected[:, 0])], rtol=1e-5)
+    halves = np.stack([latent[:50].mean(0), latent[50:].mean(0)])
+    alternate = np.stack([latent[::2].mean(0), latent[1::2].mean(0)])
+
+    def same_rows(a: np.ndarray, b: np.ndarray) -> bool:
+        return np.allclose(a[np.argsort(a[:, 0])], b[np.argsort(b[:, 0])], rtol=1e-5)
+
+    assert same_rows(fit_centroids(probs_cfg, latent, coords), halves)
+    target_cfg = load_config(None, {"model.n_clusters": 2, "model.mass_bins": 5, "train.kmeans_space": "target"})
+    assert same_rows(fit_centroids(target_cfg, latent, coords), alternate)  # what standardising would do
 
 
 def test_moved_fractions_tell_a_relabelling_from_real_moves():

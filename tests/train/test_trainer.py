@@ -203,8 +203,19 @@ def test_a_stored_config_from_before_the_bin_spacing_reads_back_with_linear_bins
     assert config_from_dict(load_config(None).to_dict()).model.mass_bin_spacing == "log"
 
 
+def test_a_stored_config_from_before_the_k_means_space_reads_back_with_the_latent_start():
+    """Before train.kmeans_space existed, k-means always ran on the latent: such a stored config reads back so."""
+    from ucluster.config import config_from_dict
+
+    old = load_config(None, {"model.target": "mass_bins", "model.mass_bin_spacing": "linear"}).to_dict()
+    del old["train"]["kmeans_space"]
+    assert config_from_dict(old).train.kmeans_space == "latent"
+    assert config_from_dict(load_config(None).to_dict()).train.kmeans_space == "probs"
+
+
 def test_default_config_is_the_hybrid_mass_target_with_the_k_means_start_on_the_probabilities():
-    """What rounds 16-17 measured is what ships (conf/ucluster.yaml), and the dataclass agrees with it."""
+    """What rounds 16 (target, bins) and 17 (the k-means start) chose is what ships (conf/ucluster.yaml), and the
+    dataclass agrees with it."""
     from ucluster.config import Config
 
     cfg = load_config(None)

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import math
 import time
+import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -106,14 +107,14 @@ def split_metrics(prefix: str, correct: float, total: float, table: np.ndarray, 
     return out
 
 
-def fit_centroids(cfg: Config, sample: np.ndarray, coords: np.ndarray | None = None,
-                  standardise: bool = True) -> np.ndarray:
+def fit_centroids(cfg: Config, sample: np.ndarray, coords: np.ndarray | None = None) -> np.ndarray:
     """k-means (k = model.n_clusters, 10 restarts, seeded) -> the initial centroids in the latent space.
 
     ``coords`` None: k-means on the latent ``sample`` itself. Otherwise k-means on ``coords`` (one row per latent
-    vector: :func:`target_coordinates`, standardised per column, or with ``standardise`` False the class
-    probabilities, which share one scale) and each centroid is the mean latent vector of its cluster (an empty
-    cluster makes it fall back to k-means on the latent).
+    vector, :func:`kmeans_coordinates`): standardised per column for ``train.kmeans_space`` target; as they are
+    for probs, whose columns share one scale (standardising would blow up bins that are almost never predicted).
+    Each centroid is then the mean latent vector of its cluster; should a cluster come out empty, k-means on the
+    latent takes over, with a warning.
     """
     from sklearn.cluster import KMeans
 
@@ -122,11 +123,13 @@ def fit_centroids(cfg: Config, sample: np.ndarray, coords: np.ndarray | None = N
         km = KMeans(n_clusters=k, n_init=10, random_state=cfg.train.seed).fit(sample)
         return km.cluster_centers_.astype(np.float32)
     scaled = coords
-    if standardise:
+    if cfg.train.kmeans_space == "target":
         std = coords.std(axis=0)
         scaled = (coords - coords.mean(axis=0)) / np.where(std > 1e-9, std, 1.0)
     assign = KMeans(n_clusters=k, n_init=10, random_state=cfg.train.seed).fit_predict(scaled)
     if len(np.unique(assign)) < k:
+        warnings.warn(f"k-means on the {cfg.train.kmeans_space} coordinates left a cluster empty "
+                      f"({len(np.unique(assign))} of {k}); the centroids come from k-means on the latent", stacklevel=2)
         return fit_centroids(cfg, sample)
     return np.stack([sample[assign == c].mean(axis=0) for c in range(k)]).astype(np.float32)
 
@@ -308,7 +311,7 @@ class _Loop:
             space = self.engine.allgather(np.concatenate(coords) if coords else np.zeros((0, width), np.float32))
         self.engine.pull()
         if self.rank == 0:
-            set_centroids(model, fit_centroids(cfg, sample, space, standardise=cfg.train.kmeans_space == "target"))
+            set_centroids(model, fit_centroids(cfg, sample, space))
         self.engine.push()
 
     def run_epoch(self, model, epoch: int, steps: int, centroids_ready: bool) -> dict:
