@@ -25,7 +25,7 @@ sys.path.insert(0, str(REPO))
 from ucluster.config import load_config  # noqa: E402
 from ucluster.data.loader import JetStream  # noqa: E402
 from ucluster.train import metrics as M  # noqa: E402
-from ucluster.train.loop import n_classes, target_coordinates  # noqa: E402
+from ucluster.train.loop import class_probabilities, n_classes, target_coordinates  # noqa: E402
 
 
 def outputs(model, cfg, split: str, max_jets: int = 0) -> dict:
@@ -69,9 +69,7 @@ def partitions(cfg, km: dict, seed: int) -> dict[str, np.ndarray]:
 
     k = cfg.model.n_clusters
     coord = standardise(target_coordinates(cfg, km["logits"]))
-    z = km["logits"] - km["logits"].max(axis=1, keepdims=True)
-    p = np.exp(z)
-    p /= p.sum(axis=1, keepdims=True)
+    p = class_probabilities(km["logits"])
     out = {"kmeans_target (round16)": KMeans(k, n_init=10, random_state=seed).fit_predict(coord),
            "kmeans_latent": KMeans(k, n_init=10, random_state=seed).fit_predict(km["latent"]),
            "kmeans_probs": KMeans(k, n_init=10, random_state=seed).fit_predict(p),
