@@ -119,13 +119,14 @@ class TrainConfig:
 
     batch_size: int = 1024  # per worker
     pretrain_epochs: int = 20  # classification only
-    epochs: int = 100  # total, pretraining included
+    epochs: int = 50  # total, pretraining included (conf/ucluster.yaml says why not the paper's 100)
     lr: float = 1.0e-3  # per worker; multiplied by the number of workers when scale_lr is on
     scale_lr: bool = True
     lr_decay_every: int = 3  # epochs
     lr_decay_factor: float = 1.0  # 1 = constant (conf/ucluster.yaml says why not the paper's 0.5)
     lr_min: float = 1.0e-5
     lr_restart: bool = False  # restart the lr schedule when the clustering phase starts
+    cluster_lr_factor: float = 1.0  # lr multiplier in the clustering phase (conf/ucluster.yaml says what was measured)
     alpha_start: float = 10.0  # sharpness of the cluster assignment in the first clustering epoch (conf/ucluster.yaml)
     alpha_step: float = 2.0  # added to alpha every clustering epoch
     beta: float = 10.0  # weight of the clustering loss (the paper's; conf/ucluster.yaml says what was measured)
@@ -350,6 +351,7 @@ def validate(cfg: Config) -> None:
         (0 <= t.pretrain_epochs <= t.epochs, "train.pretrain_epochs must be between 0 and train.epochs"),
         (t.lr > 0 and t.lr_min > 0, "train.lr and train.lr_min must be positive"),
         (t.lr_decay_every >= 1, "train.lr_decay_every must be at least 1"),
+        (t.cluster_lr_factor > 0, f"train.cluster_lr_factor must be positive, got {t.cluster_lr_factor}"),
         (t.kmeans_sample >= m.n_clusters, "train.kmeans_sample must be at least model.n_clusters"),
         (cfg.run.max_restarts >= 0, "run.max_restarts must be >= 0"),
         (cfg.run.devices >= 0, f"run.devices must be >= 0 (0 = all local devices), got {cfg.run.devices}"),

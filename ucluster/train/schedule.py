@@ -11,7 +11,8 @@ def is_clustering(cfg: TrainConfig, epoch: int) -> bool:
 
 
 def learning_rate(cfg: TrainConfig, epoch: int, n_workers: int = 1) -> float:
-    """lr halved every ``lr_decay_every`` epochs down to ``lr_min``, times the worker count (``scale_lr``).
+    """lr halved every ``lr_decay_every`` epochs down to ``lr_min``, times ``cluster_lr_factor`` in the clustering
+    phase and the worker count (``scale_lr``).
 
     With ``lr_restart`` the decay starts again when the clustering phase begins, so the deep k-means phase
     does not start at the floor of the schedule.
@@ -19,6 +20,8 @@ def learning_rate(cfg: TrainConfig, epoch: int, n_workers: int = 1) -> float:
     start = cfg.pretrain_epochs if cfg.lr_restart and is_clustering(cfg, epoch) else 0
     steps = (epoch - start) // cfg.lr_decay_every
     lr = max(cfg.lr * cfg.lr_decay_factor**steps, cfg.lr_min)
+    if is_clustering(cfg, epoch):
+        lr *= cfg.cluster_lr_factor
     return lr * (n_workers if cfg.scale_lr else 1)
 
 
