@@ -194,9 +194,10 @@ def check_compatible(path: str | Path, state: dict, flat: dict, data_path: str) 
 
         old = config_from_dict(state["config"]).flat() if state.get("config") else {}
         changed = [k for k in flat if not _allowed_to_change(k) and old.get(k) != flat[k]]
-        return (f"{path} was written for another configuration (config hash {old_hash[:12]}, this one "
-                f"{new_hash[:12]}; differs in {changed[:5] or 'fields this version does not know'}); only "
-                "train.epochs and run.* may change on a resume: restore the config or choose another --out")
+        if not old or changed:  # else only fields added since differ, read back at the values it trained with
+            return (f"{path} was written for another configuration (config hash {old_hash[:12]}, this one "
+                    f"{new_hash[:12]}; differs in {changed[:5] or 'fields this version does not know'}); only "
+                    "train.epochs and run.* may change on a resume: restore the config or choose another --out")
     dataset = state.get("dataset")
     if dataset:
         try:
