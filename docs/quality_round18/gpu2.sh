@@ -4,7 +4,8 @@
 # go to the poor 0.62 solution, as the clustering phase does after 5-15 epochs. Two ways to keep the phase near
 # the start, seeds 1-3 each, 50 epochs (20 pretraining), against round 17's probs runs (quality_round17/raw2):
 #   cs001: model.centroid_step_scale 0.001 (centroids all but frozen at the start's latent means: the jets are
-#          pulled to the start's centroids and the centroids cannot follow them to the latent's own optimum)
+#          pulled to the start's centroids and the centroids cannot follow them to the latent's own optimum;
+#          on the CPU, where the phase climbs by moving them, -1.1 +- 0.3 points on 1 worker: cpu/compare.log)
 #   clr03: train.cluster_lr_factor 0.3; clr01: 0.1 (a slower network in the clustering phase; on the CPU, where
 #          the demo network still climbs during that phase, 0.3 lost 1-2.5 points: cpu/compare.log)
 set -u
