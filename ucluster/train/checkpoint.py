@@ -49,6 +49,11 @@ def _allowed_to_change(key: str) -> bool:
     return key.startswith("run.") or key in ("train.epochs", "data.path")  # the data: by fingerprint
 
 
+def changed_fields(old: dict, new: dict) -> list[str]:
+    """The fields of flat config ``new`` that a resume may not change and whose value differs in ``old``."""
+    return [k for k in new if not _allowed_to_change(k) and old.get(k) != new[k]]
+
+
 def config_hash(flat: dict) -> str:
     """sha256 of the fields that define the training (all but run.* and train.epochs)."""
     fixed = {k: v for k, v in sorted(flat.items()) if not _allowed_to_change(k)}
@@ -193,7 +198,7 @@ def check_compatible(path: str | Path, state: dict, flat: dict, data_path: str) 
         from ucluster.config import config_from_dict
 
         old = config_from_dict(state["config"]).flat() if state.get("config") else {}
-        changed = [k for k in flat if not _allowed_to_change(k) and old.get(k) != flat[k]]
+        changed = changed_fields(old, flat)
         if not old or changed:  # else only fields added since differ, read back at the values it trained with
             return (f"{path} was written for another configuration (config hash {old_hash[:12]}, this one "
                     f"{new_hash[:12]}; differs in {changed[:5] or 'fields this version does not know'}); only "

@@ -101,10 +101,8 @@ def preflight(cfg: Config, n_workers: int) -> dict:
 
 
 def _check_resume_compatible(cfg: Config, state: dict) -> None:
-    old = config_from_dict(state["config"]).flat()
     new = cfg.flat()
-    movable = ("train.epochs", "data.path")  # the data itself is checked by its fingerprint
-    changed = [k for k in new if not k.startswith("run.") and k not in movable and old.get(k) != new[k]]
+    changed = ckpt.changed_fields(config_from_dict(state["config"]).flat(), new)  # the data: by its fingerprint
     if changed:
         raise TrainingError(f"--resume: config differs from the checkpoint in {changed[:5]} (only train.epochs "
                             "and run.* may change)")
