@@ -27,6 +27,7 @@ MASS_BIN_SPACINGS = ("linear", "log")
 TARGET_VARS = ("mass", "mass_sd", "tau21", "tau32", "m_j1", "m_j2", "tau21_j1", "tau21_j2")
 LEVELS = ("jet", "event")
 KMEANS_SPACES = ("latent", "target", "probs")
+CLUSTER_OBJECTIVES = ("kmeans", "self_label")
 RUN_ENGINES = ("horovod", "tf_distribute", "auto", "jax")
 DEFAULT_CONFIG = Path(__file__).resolve().parent.parent / "conf" / "ucluster.yaml"
 
@@ -145,6 +146,13 @@ class TrainConfig:
     # hybrid-mass bins the latent holds a split by soft-drop outcome that k-means follows (round 16), and on the
     # one-number expected bin two k-means solutions of near-equal inertia compete, one of them poor (round 17).
     kmeans_space: str = "probs"
+    # the clustering term: "kmeans" (deep k-means, the paper's) or "self_label" (cross entropy of the soft
+    # assignment against the partition the centroids' initialisation gave, on the self_label_fraction of each
+    # cluster's training jets nearest their centroid: an objective whose optimum is that partition, where deep
+    # k-means drifts to the latent's own k-means optimum, docs/clustering-quality.md round 18)
+    cluster_objective: str = "kmeans"
+    self_label_fraction: float = 0.5  # self_label: most confident share of each cluster's jets that carry a label
+    self_label_every: int = 0  # self_label: relabel from the current model every N clustering epochs (0 = never)
     # clustering epochs whose end-of-epoch trainable weights are averaged into the model that is evaluated,
     # selected and saved (1 = the live weights; with select best_val, the epochs ending at the selected one; the
     # copies travel in the checkpoint). Training itself always continues from the live weights.
@@ -346,6 +354,10 @@ def validate(cfg: Config) -> None:
         (t.kmeans_space == "latent" or m.target != "none",
          f"train.kmeans_space {t.kmeans_space} needs a classification target (model.target none has none): "
          "set train.kmeans_space latent"),
+        (t.cluster_objective in CLUSTER_OBJECTIVES,
+         f"train.cluster_objective must be one of {', '.join(CLUSTER_OBJECTIVES)}, got '{t.cluster_objective}'"),
+        (0 < t.self_label_fraction <= 1, f"train.self_label_fraction must be in (0, 1], got {t.self_label_fraction}"),
+        (t.self_label_every >= 0, f"train.self_label_every must be >= 0 (0 = never relabel), got {t.self_label_every}"),
         (t.select in ("last", "best_val"), f"train.select must be 'last' or 'best_val', got '{t.select}'"),
         (t.average_epochs >= 1, f"train.average_epochs must be >= 1 (1 = no averaging), got {t.average_epochs}"),
         (0 <= t.pretrain_epochs <= t.epochs, "train.pretrain_epochs must be between 0 and train.epochs"),

@@ -110,6 +110,16 @@ for _ in range(2):
         np.testing.assert_allclose(np.asarray(st[1][t]), 0.8 * t_then + 0.2 * s_then, rtol=1e-5, atol=1e-6)
     assert not np.allclose(np.asarray(st[1][c_index]), center)
 assert max(float(np.abs(np.asarray(st[0][s]) - np.asarray(st[1][t])).max()) for s, t in pair) > 0
+
+# train.cluster_objective self_label: a batch's cluster_target reaches the compiled step, whose clustering figure
+# is then the mean cross entropy over the labelled jets (unlabelled: -1) instead of deep k-means
+from ucluster.model import self_label_loss
+labels = np.array([0, 1, 2, -1] * 6, "int32")
+fn = make_train_step(plain, plain_opt, beta=1.0, gamma=2.0)
+fig = np.asarray(fn(init_state(plain, plain_opt), {**batch, "cluster_target": jnp.asarray(labels)}, 2.0)[1])
+want = float(np.asarray(self_label_loss(dist, 2.0, labels)).sum()) / (labels >= 0).sum()
+np.testing.assert_allclose(fig[2], want, rtol=1e-4, atol=1e-6)
+assert abs(fig[2] - figs[0.0][2]) > 1e-3  # not the deep k-means figure
 print("JAX-OK")
 """
 

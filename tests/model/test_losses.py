@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from keras import ops
 
-from ucluster.model import balance_loss, deep_kmeans_loss, focal_loss, soft_assignments
+from ucluster.model import balance_loss, deep_kmeans_loss, focal_loss, self_label_loss, soft_assignments
 
 
 def np_(x) -> np.ndarray:
@@ -82,6 +82,23 @@ def test_deep_kmeans_loss_matches_numpy_and_tends_to_min_distance():
     np.testing.assert_allclose(got, (s * d).sum(-1), rtol=1e-5)
     np.testing.assert_allclose(np_(deep_kmeans_loss(d, 1e4)), d.min(-1), rtol=1e-5)
     np.testing.assert_allclose(np_(deep_kmeans_loss(d, 0.0)), d.mean(-1), rtol=1e-5)
+
+
+def test_self_label_loss_is_cross_entropy_of_the_soft_assignment_and_skips_unlabelled_jets():
+    rng = np.random.default_rng(4)
+    d = rng.uniform(0, 2, size=(12, 3)).astype("float32")
+    labels = np.array([0, 1, 2, -1] * 3)
+    alpha = 3.0
+    log_s = np_log_softmax(-alpha * d)
+    want = np.where(labels >= 0, -log_s[np.arange(12), np.maximum(labels, 0)], 0.0)
+    got = np_(self_label_loss(d, alpha, labels))
+    assert got.shape == (12,)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+    assert np.all(got[labels < 0] == 0) and np.all(got[labels >= 0] > 0)
+    # a jet far nearer its labelled centroid than any other costs ~0; the same jet labelled elsewhere costs ~alpha * gap
+    near = np.array([[0.0, 2.0, 2.0]], "float32")
+    assert float(np_(self_label_loss(near, 10.0, np.array([0])))[0]) < 1e-6
+    np.testing.assert_allclose(np_(self_label_loss(near, 10.0, np.array([1])))[0], 20.0, rtol=1e-4)
 
 
 def test_balance_loss_is_kl_from_uniform_and_punishes_an_emptying_cluster():

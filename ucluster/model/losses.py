@@ -70,6 +70,23 @@ def deep_kmeans_loss(distances: Any, alpha: Any) -> Any:
     return ops.sum(soft_assignments(distances, alpha) * distances, axis=-1)
 
 
+def self_label_loss(distances: Any, alpha: Any, labels: Any) -> Any:
+    """Cross entropy of the soft assignment ``softmax_k(-α d_k)`` against fixed cluster labels (B,); jets with
+    label -1 (no label) give 0.
+
+    Deep k-means re-assigns every jet to its nearest centroid at every step, so the partition follows the
+    latent to its own k-means optimum; against fixed labels the optimum is the labelled partition itself, and
+    only the unlabelled jets are placed by what the network learns from the labelled ones.
+    """
+    distances = ops.convert_to_tensor(distances)
+    alpha = ops.cast(alpha, distances.dtype)
+    labels = ops.cast(labels, "int32")
+    log_s = ops.log_softmax(-alpha * distances, axis=-1)
+    known = ops.cast(labels >= 0, distances.dtype)
+    picked = ops.take_along_axis(log_s, ops.expand_dims(ops.maximum(labels, 0), -1), axis=-1)[:, 0]
+    return -known * picked
+
+
 def balance_loss(distances: Any, alpha: Any) -> Any:
     """KL divergence of the batch's mean soft assignment from the uniform one, ``Σ_k p̄_k log(K p̄_k)`` (scalar).
 

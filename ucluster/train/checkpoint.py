@@ -81,15 +81,20 @@ def _clean_stale_temporaries(path: Path) -> None:
 
 def save_checkpoint(output_dir: str | Path, model, optimizer, state: dict,
                     best_weights: list[np.ndarray] | None = None,
-                    average_window: list[list[np.ndarray]] | None = None) -> Path:
-    """Model and optimizer variables, the state, the weights selected on val and the copies of trainable weights
-    that ``train.average_epochs`` averages (so that a resumed run hands out the model an uninterrupted one would)."""
+                    average_window: list[list[np.ndarray]] | None = None,
+                    self_labels: tuple[np.ndarray, np.ndarray] | None = None) -> Path:
+    """Model and optimizer variables, the state, the weights selected on val, the copies of trainable weights
+    that ``train.average_epochs`` averages (so that a resumed run hands out the model an uninterrupted one would)
+    and the training jets' self labels of ``train.cluster_objective`` self_label (keys, labels)."""
     arrays = {f"model_{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(model.variables)}
     arrays.update({f"optim_{i:04d}": np.asarray(v.numpy()) for i, v in enumerate(optimizer.variables)})
     if best_weights is not None:
         arrays.update({f"best_{i:04d}": np.asarray(w) for i, w in enumerate(best_weights)})
     for j, copy in enumerate(average_window or []):
         arrays.update({f"avg{j:03d}_{i:04d}": np.asarray(w) for i, w in enumerate(copy)})
+    if self_labels is not None:
+        arrays["self_label_keys"] = np.asarray(self_labels[0], np.int64)
+        arrays["self_label_values"] = np.asarray(self_labels[1], np.int16)
     arrays["state"] = np.frombuffer(json.dumps({**state, "format": FORMAT}).encode(), dtype=np.uint8)
     buf = io.BytesIO()
     np.savez(buf, **arrays)
@@ -126,6 +131,16 @@ def read_best_weights(output_dir: str | Path) -> list[np.ndarray]:
         if keys:
             return [data[k] for k in keys]
     return read_weights(output_dir, "best")
+
+
+def read_self_labels(output_dir: str | Path) -> tuple[np.ndarray, np.ndarray]:
+    """The (sorted jet keys, cluster or -1) the checkpoint's self_label training uses."""
+    path = checkpoint_path(output_dir)
+    with _open(path) as data:
+        if "self_label_keys" not in data.files:
+            raise CheckpointError(f"{path}: no self labels stored (train.cluster_objective self_label needs them "
+                                  "to resume in the clustering phase)")
+        return data["self_label_keys"], data["self_label_values"].astype(np.int64)
 
 
 def read_average_window(output_dir: str | Path) -> list[list[np.ndarray]]:

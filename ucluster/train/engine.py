@@ -17,17 +17,20 @@ from typing import Any, Protocol
 import numpy as np
 from keras import ops
 
-from ucluster.model.losses import balance_loss, deep_kmeans_loss, focal_loss
+from ucluster.model.losses import balance_loss, deep_kmeans_loss, focal_loss, self_label_loss
 
 # Per-step figures every engine returns, in this order: summed by the loop over an epoch, then allreduced.
 STEP_FIGURES = ("loss", "focal_loss", "cluster_loss", "correct")
 
 
 def ucluster_loss(outputs: dict, target: Any, alpha: Any, beta: Any, gamma: float, kernel: Any = None,
-                  balance: float = 0.0) -> tuple:
+                  balance: float = 0.0, cluster_target: Any = None) -> tuple:
     """(total loss, figures (4,)) of one batch: mean focal loss + beta * (mean deep k-means loss + balance *
     :func:`balance_loss`), and the number of correctly classified jets; written once in keras.ops for every
     engine. The clustering figure includes the balance term.
+
+    With ``cluster_target`` (B,) (``train.cluster_objective`` self_label: a cluster per jet, -1 for none) the
+    clustering term is :func:`self_label_loss` averaged over the labelled jets instead of deep k-means.
 
     A model with the self-supervised term (``model.ssl_weight``) returns, in training, two views of each jet
     stacked along the batch and the term per jet (``ssl_loss``, already weighted): both views are classified
@@ -37,7 +40,13 @@ def ucluster_loss(outputs: dict, target: Any, alpha: Any, beta: Any, gamma: floa
     logits = outputs["logits"]
     labels = ops.concatenate([target, target], axis=0) if views else target
     focal = ops.mean(focal_loss(labels, logits, gamma, kernel))
-    clus = ops.mean(deep_kmeans_loss(outputs["distances"], alpha))
+    if cluster_target is None:
+        clus = ops.mean(deep_kmeans_loss(outputs["distances"], alpha))
+    else:
+        if views:
+            cluster_target = ops.concatenate([cluster_target, cluster_target], axis=0)
+        known = ops.sum(ops.cast(ops.cast(cluster_target, "int32") >= 0, "float32"))
+        clus = ops.sum(self_label_loss(outputs["distances"], alpha, cluster_target)) / ops.maximum(known, 1.0)
     if balance:
         clus = clus + balance * balance_loss(outputs["distances"], alpha)
     loss = focal + beta * clus
@@ -66,7 +75,8 @@ class Engine(Protocol):
         :func:`ucluster_loss` compiled in); adopt rank 0's variables everywhere."""
 
     def step(self, batch: dict, alpha: float, beta: float) -> Any:
-        """One optimisation step on this worker's batch (gradients averaged across workers inside); returns the
+        """One optimisation step on this worker's batch (gradients averaged across workers inside; the batch's
+        ``cluster_target``, when it has one, goes to :func:`ucluster_loss`); returns the
         (4,) :data:`STEP_FIGURES` of the local batch, possibly still on the device (the loop sums them)."""
 
     def predict(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

@@ -197,6 +197,8 @@ class _Loop:
         self.init_assignment_lost = False
         # train.average_epochs > 1: the clustering-phase model evaluated, selected and saved is a tail average
         self.average = TailAverage(cfg.train.average_epochs) if cfg.train.average_epochs > 1 else None
+        # train.cluster_objective self_label: (sorted jet keys, cluster or -1) of every training jet
+        self.self_labels: tuple[np.ndarray, np.ndarray] | None = None
 
     # -- evaluation -------------------------------------------------------------------------------------
     def evaluate(self, stream: JetStream, with_clusters: bool, prefix: str = "test") -> tuple[dict, np.ndarray]:
@@ -314,6 +316,47 @@ class _Loop:
             set_centroids(model, fit_centroids(cfg, sample, space))
         self.engine.push()
 
+    def label_training_jets(self) -> dict:
+        """``train.cluster_objective`` self_label: every training jet's nearest centroid under the current model,
+        kept for the ``train.self_label_fraction`` of each cluster's jets nearest it (the margin to the second
+        nearest centroid, thresholds over all workers' jets), -1 for the rest; held on every worker as (sorted
+        keys, labels). Returns ``self_label_*`` figures: the labelled share, and the labelled jets' cluster
+        accuracy against the truth (evaluation only, as for the test split)."""
+        cfg = self.cfg
+        k, c = cfg.model.n_clusters, len(cfg.data.classes)
+        keys, nearest, margin, truth = [], [], [], []
+        for batch in prefetch(self.train.eval_batches(cfg.train.batch_size)):
+            dist = self.engine.predict(batch["features"], batch["mask"])[2]
+            v = batch["valid"] > 0
+            part = np.sort(dist[v], axis=-1)
+            keys.append(batch["key"][v])
+            nearest.append(dist[v].argmin(-1))
+            margin.append(part[:, 1] - part[:, 0] if k > 1 else np.zeros(int(v.sum())))
+            truth.append(batch["label"][v])
+        keys, nearest, margin, truth = (
+            self.engine.allgather(np.concatenate(x) if x else np.zeros(0, dtype))
+            for x, dtype in ((keys, np.int64), (nearest, np.int64), (margin, np.float32), (truth, np.int32)))
+        labels = np.full(len(keys), -1, np.int64)
+        for cluster in range(k):
+            members = np.flatnonzero(nearest == cluster)
+            if len(members):
+                cut = np.quantile(margin[members], 1.0 - cfg.train.self_label_fraction)
+                chosen = members[margin[members] >= cut]
+                labels[chosen] = cluster
+        order = np.argsort(keys, kind="stable")
+        self.self_labels = (keys[order], labels[order])
+        known = labels >= 0
+        table = M.contingency(labels[known], truth[known], k, c, np.ones(int(known.sum())))
+        return {"self_label_fraction": float(known.mean()) if len(known) else 0.0,
+                "self_label_cluster_acc": M.clustering_report(table)["cluster_acc"] if known.any() else 0.0}
+
+    def with_self_labels(self, batch: dict) -> dict:
+        """The batch with ``cluster_target``: each jet's self label (-1: none, or a jet the labels do not know)."""
+        keys, labels = self.self_labels
+        idx = np.minimum(np.searchsorted(keys, batch["key"]), max(len(keys) - 1, 0))
+        found = (keys[idx] == batch["key"]) if len(keys) else np.zeros(len(batch["key"]), bool)
+        return {**batch, "cluster_target": np.where(found, labels[idx], -1).astype(np.int32)}
+
     def run_epoch(self, model, epoch: int, steps: int, centroids_ready: bool) -> dict:
         from ucluster.progress import progress
 
@@ -328,6 +371,8 @@ class _Loop:
         B = worker_batch(cfg, engine)
         put = getattr(engine, "put", None)  # to the device in the prefetch thread, overlapping the step
         batches = self.train.batches(B, steps, epoch, cfg.train.seed)
+        if self.self_labels is not None and beta:
+            batches = map(self.with_self_labels, batches)
         for batch in prefetch(map(put, batches) if put else batches):
             out = engine.step(batch, alpha, beta)
             sums = out if sums is None else sums + out  # stays on the device until the epoch ends
@@ -409,6 +454,9 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         loop.init_assignment_lost = bool(state.get("centroids_ready"))  # the same on every rank (broadcast)
         if loop.average is not None:  # every rank holds the same copies, so every rank takes the same branches
             loop.average.restore(engine.broadcast_object(window))
+        if cfg.train.cluster_objective == "self_label" and state.get("centroids_ready"):
+            labels = ckpt.read_self_labels(cfg.run.output_dir) if rank == 0 else None
+            loop.self_labels = engine.broadcast_object(labels)
         if state.get("devices", 1) != replicas(engine):  # the global batch and the lr depend on it
             raise TrainingError(f"--resume: the checkpoint was written on {state.get('devices', 1)} device(s) per "
                                 f"worker, this run has {replicas(engine)} (set run.devices to match)")
@@ -449,7 +497,11 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                 state["init_metrics"] = {f"init_{k}": float(v) for k, v in init.items() if "class_acc" not in k}
                 if tracker:
                     tracker.log_metrics(state["init_metrics"], epoch)
-            last = loop.run_epoch(model, epoch, steps, state["centroids_ready"])
+            labelled = {}
+            if cfg.train.cluster_objective == "self_label" and state["centroids_ready"] and _relabel_due(
+                    cfg.train, epoch, loop.self_labels is None):
+                labelled = loop.label_training_jets()
+            last = {**loop.run_epoch(model, epoch, steps, state["centroids_ready"]), **labelled}
             history.append({"epoch": epoch, **last})
             if cfg.train.select == "best_val" and last.get("val_cluster_acc", -1.0) > best["val"]:
                 best = {"val": last["val_cluster_acc"], "epoch": epoch, "metrics": dict(last)}
@@ -466,7 +518,8 @@ def run(cfg: Config, engine: Engine, track: bool = True,
                 if on_epoch:
                     on_epoch(epoch, last)
                 engine.pull()
-                ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights, window_copies(loop))
+                ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights, window_copies(loop),
+                                     loop.self_labels)
         if not state["centroids_ready"] or not last:
             # No clustering epoch ran (pretraining only, or a resume of a completed schedule): the k-means
             # initialisation is the clustering result.
@@ -494,7 +547,8 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         state.update(finished=True, **identity)
         handed_out = model.get_weights()
         model.set_weights(live_weights)
-        ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights, window_copies(loop))
+        ckpt.save_checkpoint(cfg.run.output_dir, model, optimizer, state, best_weights, window_copies(loop),
+                             loop.self_labels)
         model.set_weights(handed_out)
         final["model_path"] = str(_save_model(model, cfg.run.output_dir))
         if tracker:
@@ -511,6 +565,13 @@ def run(cfg: Config, engine: Engine, track: bool = True,
         if tracker:
             tracker.fail()
         raise
+
+
+def _relabel_due(t: TrainConfig, epoch: int, unlabelled: bool) -> bool:
+    """Whether a self_label clustering epoch starts by labelling the training jets: the first (or the first
+    after a resume without labels), then every ``train.self_label_every`` clustering epochs when set."""
+    done = epoch - t.pretrain_epochs
+    return unlabelled or (t.self_label_every > 0 and done > 0 and done % t.self_label_every == 0)
 
 
 def window_copies(loop: _Loop) -> list[list[np.ndarray]] | None:

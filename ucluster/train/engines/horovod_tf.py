@@ -28,10 +28,10 @@ class StepFunctions:
         kernel = None if target_kernel is None else tf.constant(target_kernel)
 
         @tf.function
-        def train_step(features, mask, target, alpha, beta):
+        def train_step(features, mask, target, alpha, beta, cluster_target=None):
             with tf.GradientTape() as tape:
                 out = model({"features": features, "mask": mask}, training=True)
-                loss, figures = ucluster_loss(out, target, alpha, beta, gamma, kernel, balance)
+                loss, figures = ucluster_loss(out, target, alpha, beta, gamma, kernel, balance, cluster_target)
             if hvd is not None:
                 tape = hvd.DistributedGradientTape(tape)
             grads = tape.gradient(loss, tf_vars)
@@ -50,8 +50,10 @@ class StepFunctions:
     def train(self, batch: dict, alpha: float, beta: float):
         import tensorflow as tf
 
+        # a batch carries cluster_target under train.cluster_objective self_label (traced once each way)
         return self.train_step(batch["features"], batch["mask"], batch["target"],
-                               tf.constant(alpha, tf.float32), tf.constant(beta, tf.float32))
+                               tf.constant(alpha, tf.float32), tf.constant(beta, tf.float32),
+                               batch.get("cluster_target"))
 
 
 class KerasVariablesEngine:

@@ -25,6 +25,12 @@ from ucluster.train.engine import SingleProcessCollectives, ucluster_loss
 
 State = tuple[list[Any], list[Any], list[Any]]  # (trainable, non-trainable, optimizer variables)
 STEP_KEYS = ("features", "mask", "target")
+OPTIONAL_STEP_KEYS = ("cluster_target",)  # train.cluster_objective self_label: one more compiled step
+
+
+def step_arrays(batch: dict) -> dict:
+    """The arrays of ``batch`` the compiled step takes."""
+    return {k: batch[k] for k in (*STEP_KEYS, *OPTIONAL_STEP_KEYS) if k in batch}
 
 
 def _check_backend() -> None:
@@ -106,7 +112,8 @@ def make_train_step(
 ) -> Callable[[State, dict[str, Any], Any], tuple[State, Any]]:
     """Return ``step(state, batch, alpha) -> (state, figures)``, jit-compiled, state donated.
 
-    ``batch`` = ``{"features": (B, P, F) float32, "mask": (B, P) float32, "target": (B,) int}``; the loss is
+    ``batch`` = ``{"features": (B, P, F) float32, "mask": (B, P) float32, "target": (B,) int}``, and
+    ``"cluster_target": (B,) int`` under ``train.cluster_objective`` self_label (a second trace); the loss is
     :func:`ucluster_loss` at softness ``alpha`` (traced: changing it does not recompile); ``beta`` and ``gamma``
     (and ``balance``) are compiled in. ``figures`` are the (4,) ``STEP_FIGURES`` (loss, focal, clustering,
     correct jets).
@@ -122,7 +129,7 @@ def make_train_step(
         inputs = {"features": batch["features"], "mask": batch["mask"]}
         outputs, non_trainable = model.stateless_call(trainable, non_trainable, inputs, training=True)
         loss, figures = ucluster_loss(outputs, batch["target"], alpha, float(beta), float(gamma), kernel,
-                                      float(balance))
+                                      float(balance), batch.get("cluster_target"))
         return loss, (non_trainable, figures)
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
@@ -179,7 +186,7 @@ class JaxLocalEngine(SingleProcessCollectives):
     def put(self, batch: dict) -> dict:
         """The step's arrays of ``batch`` on the devices (split over them). Called in the loader's prefetch
         thread, so the host-to-device copy overlaps the running step instead of sitting in front of it."""
-        arrays = {k: batch[k] for k in STEP_KEYS}
+        arrays = step_arrays(batch)
         if self.replicas == 1:
             return self.placement.replicate(arrays)
         n = len(arrays["target"])
@@ -192,7 +199,7 @@ class JaxLocalEngine(SingleProcessCollectives):
         if fn is None:
             fn = self._steps[beta] = make_train_step(self.model, self.optimizer, beta, self.gamma, self.kernel,
                                                      self.placement, self.balance)
-        self.state, figures = fn(self.state, {k: batch[k] for k in STEP_KEYS}, alpha)
+        self.state, figures = fn(self.state, step_arrays(batch), alpha)
         return figures
 
     def predict(self, features: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
