@@ -186,7 +186,7 @@ def test_mass_bin_settings_are_checked_in_one_line():
             load_config(None, overrides)
     cfg = load_config(None, {"model.target": "mass_hybrid_bins", "model.mass_bin_spacing": "log"})
     assert (cfg.model.target, cfg.model.mass_bin_spacing, cfg.model.hybrid_sd_fraction) == (
-        "mass_hybrid_bins", "log", 0.5)
+        "mass_hybrid_bins", "log", 0.6)
     # the spacing is the mass targets': a joint grid over a window from 0 (event mode's m_jj) is not refused
     joint = load_config(None, {"model.target": "joint_bins", "data.mass_min": 0.0})
     assert joint.model.mass_bin_spacing == "log" and joint.data.mass_min == 0.0
@@ -214,13 +214,15 @@ def test_a_stored_config_from_before_the_k_means_space_reads_back_with_the_laten
 
 
 def test_default_config_is_the_hybrid_mass_target_with_the_k_means_start_on_the_probabilities():
-    """What rounds 16 (target, bins), 17 (the k-means start) and 18 (50 epochs, the lr kept in the clustering phase)
-    chose is what ships (conf/ucluster.yaml), and the dataclass agrees with it."""
+    """What rounds 16 (target), 17 (the k-means start), 18 (50 epochs, the lr kept in the clustering phase) and 19
+    (60 bins, hybrid fraction 0.6, deep k-means kept over self-labelling) chose is what ships (conf/ucluster.yaml),
+    and the dataclass agrees with it."""
     from ucluster.config import Config
 
     cfg = load_config(None)
     assert (cfg.model.target, cfg.model.mass_bins, cfg.model.mass_bin_spacing, cfg.train.kmeans_space) == (
-        "mass_hybrid_bins", 40, "log", "probs")
+        "mass_hybrid_bins", 60, "log", "probs")
+    assert cfg.model.hybrid_sd_fraction == 0.6 and cfg.train.cluster_objective == "kmeans"
     assert (cfg.train.epochs, cfg.train.pretrain_epochs, cfg.train.cluster_lr_factor) == (50, 20, 1.0)
     assert cfg.to_dict() == Config().to_dict()
 
