@@ -25,7 +25,12 @@ sys.path.insert(0, str(REPO))
 from ucluster.config import load_config  # noqa: E402
 from ucluster.data.loader import JetStream  # noqa: E402
 from ucluster.train import metrics as M  # noqa: E402
-from ucluster.train.loop import class_probabilities, n_classes, target_coordinates  # noqa: E402
+from ucluster.train.loop import (  # noqa: E402
+    class_probabilities,
+    n_classes,
+    partition_means,
+    target_coordinates,
+)
 
 
 def outputs(model, cfg, split: str, max_jets: int = 0) -> dict:
@@ -89,7 +94,7 @@ def score(cfg, part: np.ndarray, km: dict, split: dict) -> float:
     k = cfg.model.n_clusters
     if len(np.unique(part)) < k:
         return float("nan")
-    mu = np.stack([km["latent"][part == c].mean(axis=0) for c in range(k)])
+    mu = partition_means(km["latent"], part, k)
     d = ((split["latent"][:, None, :] - mu[None]) ** 2).sum(-1)
     table = M.contingency(d.argmin(1), split["label"], k, len(cfg.data.classes))
     return M.cluster_accuracy(table)

@@ -25,7 +25,7 @@ REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO))
 
 from ucluster.train import metrics as M  # noqa: E402
-from ucluster.train.loop import class_probabilities  # noqa: E402
+from ucluster.train.loop import class_probabilities, partition_means  # noqa: E402
 
 K = 3
 LLOYD_REPORTED = (0, 1, 2, 5, 10)
@@ -39,10 +39,6 @@ def nearest(x: np.ndarray, centres: np.ndarray) -> np.ndarray:
     return ((x[:, None, :] - centres[None]) ** 2).sum(-1).argmin(1)
 
 
-def part_means(x: np.ndarray, part: np.ndarray, previous: np.ndarray | None = None) -> np.ndarray:
-    return np.stack([x[part == c].mean(0) if (part == c).any() else previous[c] for c in range(K)])
-
-
 def study(d: dict, seed: int) -> dict[str, float]:
     from sklearn.cluster import KMeans
     from sklearn.linear_model import LogisticRegression
@@ -52,12 +48,12 @@ def study(d: dict, seed: int) -> dict[str, float]:
     kmeans = KMeans(K, n_init=10, random_state=seed).fit(p)
     out = {"probs partition, jets to the nearest probability centroid":
            accuracy(kmeans.predict(class_probabilities(val["logits"])), val["label"])}
-    centres = part_means(km["latent"], kmeans.labels_)
+    centres = partition_means(km["latent"], kmeans.labels_, K)
     for it in range(max(LLOYD_REPORTED) + 1):
         if it in LLOYD_REPORTED:
             out[f"latent centroids after {it:2d} Lloyd steps on the latent"] = accuracy(
                 nearest(val["latent"], centres), val["label"])
-        centres = part_means(km["latent"], nearest(km["latent"], centres), centres)
+        centres = partition_means(km["latent"], nearest(km["latent"], centres), K, centres)
     clf = LogisticRegression(max_iter=2000).fit(km["latent"], kmeans.labels_)
     out["logistic regression on the latent, fit to the start's partition"] = accuracy(
         clf.predict(val["latent"]), val["label"])
@@ -67,7 +63,7 @@ def study(d: dict, seed: int) -> dict[str, float]:
                        "cumulative p": np.cumsum(p, 1)}.items():
         part = KMeans(K, n_init=10, random_state=seed).fit_predict(view)
         out[f"start from k-means on {name} (latent centroids)"] = accuracy(
-            nearest(val["latent"], part_means(km["latent"], part)), val["label"])
+            nearest(val["latent"], partition_means(km["latent"], part, K)), val["label"])
     return out
 
 

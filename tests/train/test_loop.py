@@ -237,3 +237,16 @@ def test_a_run_resumed_past_its_init_reports_moves_from_the_previous_epoch_only(
     moved = resumed._moves(init)
     assert moved["test_moved_from_prev"] == pytest.approx(2 / 6) and not any("from_init" in k for k in moved)
     assert not any("from_init" in k for k in resumed._moves(later))
+
+
+def test_partition_means_are_the_centroids_a_partition_gives():
+    from ucluster.train.loop import partition_means
+
+    sample = np.array([[0.0, 0.0], [2.0, 0.0], [0.0, 4.0], [0.0, 6.0]], np.float32)
+    got = partition_means(sample, np.array([0, 0, 1, 1]), 2)
+    np.testing.assert_allclose(got, [[1.0, 0.0], [0.0, 5.0]])
+    assert got.dtype == np.float32
+    previous = np.array([[9.0, 9.0], [8.0, 8.0], [7.0, 7.0]], np.float32)
+    np.testing.assert_allclose(partition_means(sample, np.array([0, 0, 2, 2]), 3, previous)[1], [8.0, 8.0])
+    with pytest.raises(ValueError, match="part 1 of 3 is empty"):
+        partition_means(sample, np.array([0, 0, 2, 2]), 3)

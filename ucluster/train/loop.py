@@ -131,7 +131,22 @@ def fit_centroids(cfg: Config, sample: np.ndarray, coords: np.ndarray | None = N
         warnings.warn(f"k-means on the {cfg.train.kmeans_space} coordinates left a cluster empty "
                       f"({len(np.unique(assign))} of {k}); the centroids come from k-means on the latent", stacklevel=2)
         return fit_centroids(cfg, sample)
-    return np.stack([sample[assign == c].mean(axis=0) for c in range(k)]).astype(np.float32)
+    return partition_means(sample, assign, k)
+
+
+def partition_means(sample: np.ndarray, assign: np.ndarray, k: int, previous: np.ndarray | None = None) -> np.ndarray:
+    """The centroids a partition gives: the mean row of ``sample`` in each of the ``k`` parts of ``assign``
+    (float32, (k, D)); an empty part keeps ``previous[c]``, and without ``previous`` is an error."""
+    means = []
+    for c in range(k):
+        rows = sample[assign == c]
+        if len(rows):
+            means.append(rows.mean(axis=0))
+        elif previous is not None:
+            means.append(previous[c])
+        else:
+            raise ValueError(f"part {c} of {k} is empty: it has no mean")
+    return np.stack(means).astype(np.float32)
 
 
 def class_probabilities(logits: np.ndarray) -> np.ndarray:
