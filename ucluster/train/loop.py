@@ -583,8 +583,8 @@ def run(cfg: Config, engine: Engine, track: bool = True,
 
 
 def _relabel_due(t: TrainConfig, epoch: int, unlabelled: bool) -> bool:
-    """Whether a self_label clustering epoch starts by labelling the training jets: the first (or the first
-    after a resume without labels), then every ``train.self_label_every`` clustering epochs when set."""
+    """Whether a self_label clustering epoch starts by labelling the training jets: the first one (no labels
+    yet; a resumed run has its checkpoint's), then every ``train.self_label_every`` clustering epochs when set."""
     done = epoch - t.pretrain_epochs
     return unlabelled or (t.self_label_every > 0 and done > 0 and done % t.self_label_every == 0)
 
