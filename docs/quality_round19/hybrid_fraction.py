@@ -1,48 +1,22 @@
-"""Round 19: labelled best cuts and 1-D k-means on the log hybrid mass of the val jets (round 8's sample at
-/tmp/jets.parquet; W/Z/t, 10 < m < 250 GeV) for several model.hybrid_sd_fraction values -> hybrid_fraction.log.
+"""Round 19: the project's own references (ucluster.baselines: k-means on the log hybrid mass, and the best cuts on
+the hybrid mass chosen with the labels) fitted and scored on the val jets of round 8's sample at /tmp/jets.parquet,
+for several model.hybrid_sd_fraction values -> hybrid_fraction.log.
 
 The cuts use the labels: they say where the hybrid mass separates the classes best, for choosing the fraction on
-val (never on test). Columns: fraction, k-means accuracy, best two-cut accuracy, share of jets whose hybrid mass is
-m_SD."""
+val (never on test). Columns: fraction, k-means accuracy, best two-cut accuracy (1 GeV grid), share of jets whose
+hybrid mass is m_SD."""
 
 from __future__ import annotations
 
-import glob
-
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
-from scipy.optimize import linear_sum_assignment
-from sklearn.cluster import KMeans
 
-from ucluster.data.loader import hybrid_mass
+from ucluster.baselines import _jets, best_cuts, cut_range, kmeans_reference
+from ucluster.config import load_config
 
-W, T = 2, 4  # dataset label ids of w and t (z between): g, q, w, z, t
-
-
-def load(split: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    files = glob.glob(f"/tmp/jets.parquet/split={split}/*.parquet")
-    table = pa.concat_tables([pq.read_table(f, columns=["label", "jet_mass", "jet_mass_sd"]) for f in files])
-    label, mass, mass_sd = (table[c].to_numpy() for c in ("label", "jet_mass", "jet_mass_sd"))
-    keep = (label >= W) & (label <= T) & (mass > 10) & (mass < 250)
-    return label[keep] - W, mass[keep], mass_sd[keep]
-
-
-def accuracy(cluster: np.ndarray, label: np.ndarray) -> float:
-    table = np.zeros((3, 3))
-    np.add.at(table, (cluster, label), 1)
-    rows, cols = linear_sum_assignment(-table)
-    return table[rows, cols].sum() / len(label)
-
-
-def best_cuts(x: np.ndarray, label: np.ndarray) -> float:
-    edges = np.quantile(x, np.linspace(0.02, 0.98, 60))
-    return max(accuracy(np.digitize(x, [a, b]), label) for i, a in enumerate(edges) for b in edges[i + 1:])
-
-
-label, mass, mass_sd = load("val")
 for fraction in (0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9):
-    x = np.log(hybrid_mass(mass, mass_sd, fraction))
-    km = KMeans(3, n_init=10, random_state=0).fit_predict(x[:, None])
-    print(fraction, "kmeans", round(accuracy(km, label), 4), "cuts", round(best_cuts(x, label), 4),
-          "sdkept", round(float(np.mean(mass_sd >= fraction * mass)), 3))
+    cfg = load_config(None, {"data.path": "/tmp/jets.parquet", "model.hybrid_sd_fraction": fraction})
+    val = _jets(cfg, "val")
+    km = kmeans_reference(cfg, val, val, ("log_mass_hybrid",))["test_cluster_acc"]
+    cuts = best_cuts(cfg, val, val, "mass_hybrid", *cut_range(cfg, "mass_hybrid"))["train_acc"]
+    kept = float(np.mean(val["mass_hybrid"] == val["mass_sd"]))
+    print(fraction, "kmeans", round(km, 4), "cuts", round(cuts, 4), "sdkept", round(kept, 3))
