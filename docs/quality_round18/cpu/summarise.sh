@@ -2,11 +2,13 @@
 # Round 18, CPU: per-epoch figures of candidate.sh's runs (clr0.3, beta3) read back from their MLflow stores
 # (round 12's history.py -> NAME.epochs), summarised by round 11's swings.py beside round 17's runs of the default
 # (probs_np*, same seeds and sample) (swings_cpu.log); then each change minus the default and 2 workers minus 1,
-# seed by seed (compare.log).
+# seed by seed (compare.log). ROUND (default 18) picks the round whose docs/quality_roundN/cpu folder and
+# /tmp/rN_* runs are read: round 19's summarise.sh is this script with ROUND=19.
 cd "$(dirname "$0")/../../.." || exit 1
-D=docs/quality_round18/cpu
-for dir in /tmp/r18_*_np[12]_s[0-9]; do
-  name=${dir#/tmp/r18_}
+ROUND=${ROUND:-18}
+D=docs/quality_round$ROUND/cpu
+for dir in /tmp/r${ROUND}_*_np[12]_s[0-9]; do
+  name=${dir#/tmp/r${ROUND}_}
   .venv/bin/python docs/quality_round12/cpu/history.py $name $dir/mlflow.db > $D/$name.epochs
 done
 .venv/bin/python docs/quality_round11/swings.py docs/quality_round17/cpu/probs_np[12]_s*.epochs \
@@ -20,7 +22,7 @@ for line in open(sys.argv[1]).read().splitlines()[1:]:
     if m:
         best[(m.group(1), int(m.group(2)), int(m.group(3)))] = (float(line.split()[3]), float(line.split()[4]))
 def paired(label, a, b, col=0):
-    seeds = sorted(s for s in (1, 2, 3) if a + (s,) in best and b + (s,) in best)
+    seeds = sorted(s for s in range(1, 10) if a + (s,) in best and b + (s,) in best)
     d = np.array([best[a + (s,)][col] - best[b + (s,)][col] for s in seeds]) * 100
     print(f"{label}, seeds {seeds}: " + " ".join(f"{x:+.1f}" for x in d)
           + f"; mean {d.mean():+.1f} +- {d.std(ddof=1) / np.sqrt(len(d)):.1f} points"
