@@ -341,12 +341,12 @@ class _Loop:
         k, c = cfg.model.n_clusters, len(cfg.data.classes)
         keys, nearest, margin, truth = [], [], [], []
         for batch in prefetch(self.train.eval_batches(cfg.train.batch_size)):
-            dist = self.engine.predict(batch["features"], batch["mask"])[2]
             v = batch["valid"] > 0
-            part = np.sort(dist[v], axis=-1)
+            dist = self.engine.predict(batch["features"], batch["mask"])[2][v]
+            part = np.sort(dist, axis=-1)
             keys.append(batch["key"][v])
-            nearest.append(dist[v].argmin(-1))
-            margin.append(part[:, 1] - part[:, 0] if k > 1 else np.zeros(int(v.sum())))
+            nearest.append(dist.argmin(-1))
+            margin.append(part[:, 1] - part[:, 0] if k > 1 else np.zeros(len(dist)))
             truth.append(batch["label"][v])
         keys, nearest, margin, truth = (
             self.engine.allgather(np.concatenate(x) if x else np.zeros(0, dtype))
