@@ -1,0 +1,12 @@
+#!/bin/bash
+# Round 19, device call 6 (one GPU, session 14): the supervised reference (round 15's sup30: the same network on
+# the labels, 30 epochs, lr halved every 10) on seeds 1-3 on the card and code of calls 4-5, so that the
+# 0.95 x supervised goal compares like with like (round 15 ran seed 1 only, on an H100).
+# Carry .dev_q17b (docs/quality_round18/device_common.sh says what it holds).
+set -u
+source docs/quality_round18/device_common.sh
+SUP="train.epochs=30;train.pretrain_epochs=30;model.target=truth;train.lr_decay_factor=0.5;train.lr_decay_every=10"
+for seed in ${SEEDS:-1 2 3}; do
+  train sup30 $seed "$SUP" &
+done
+LIMIT=${LIMIT:-400} wait_and_pack
