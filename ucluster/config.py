@@ -87,10 +87,10 @@ class ModelConfig:
     # alone; needs ssl_weight > 0), all unsupervised; or "truth" (the labels: the supervised ceiling)
     # "mass_hybrid_bins": bins of m_SD where soft drop keeps at least hybrid_sd_fraction of the jet mass (both
     # prongs kept: the sharp W/Z/t peaks), else of the ungroomed m (its lower edge sits at the boson mass)
-    # (the default: on the GPU 0.771 against 0.726 for mass_bins, docs/clustering-quality.md round 16; 60 bins and
-    # fraction 0.6 since round 19)
+    # (the default: on the GPU 0.771 against 0.726 for mass_bins, docs/clustering-quality.md round 16; fraction 0.6
+    # and, after its confirmation on fresh seeds, 80 bins since round 19)
     target: str = "mass_hybrid_bins"
-    mass_bins: int = 60  # jet-mass bins over [data.mass_min, data.mass_max] (the three mass targets)
+    mass_bins: int = 80  # jet-mass bins over [data.mass_min, data.mass_max] (the three mass targets)
     # "linear": equal width in GeV (the paper's); "log": equal width in log m (the mass targets; joint_bins grids
     # stay linear)
     mass_bin_spacing: str = "log"

@@ -215,13 +215,13 @@ def test_a_stored_config_from_before_the_k_means_space_reads_back_with_the_laten
 
 def test_default_config_is_the_hybrid_mass_target_with_the_k_means_start_on_the_probabilities():
     """What rounds 16 (target), 17 (the k-means start), 18 (50 epochs, the lr kept in the clustering phase) and 19
-    (60 bins, hybrid fraction 0.6, deep k-means kept over self-labelling) chose is what ships (conf/ucluster.yaml),
+    (80 bins, hybrid fraction 0.6, deep k-means kept over self-labelling) chose is what ships (conf/ucluster.yaml),
     and the dataclass agrees with it."""
     from ucluster.config import Config
 
     cfg = load_config(None)
     assert (cfg.model.target, cfg.model.mass_bins, cfg.model.mass_bin_spacing, cfg.train.kmeans_space) == (
-        "mass_hybrid_bins", 60, "log", "probs")
+        "mass_hybrid_bins", 80, "log", "probs")
     assert cfg.model.hybrid_sd_fraction == 0.6 and cfg.train.cluster_objective == "kmeans"
     assert (cfg.train.epochs, cfg.train.pretrain_epochs, cfg.train.cluster_lr_factor) == (50, 20, 1.0)
     assert cfg.to_dict() == Config().to_dict()
