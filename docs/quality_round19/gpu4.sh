@@ -6,11 +6,7 @@
 # Carry .dev_q17b (docs/quality_round18/device_common.sh says what it holds).
 set -u
 source docs/quality_round18/device_common.sh
-P="train.epochs=50;train.kmeans_space=probs"
-for seed in ${SEEDS:-4 5 6 7 8 9}; do
-  train hsd06b60 $seed "$P;model.hybrid_sd_fraction=0.6;model.mass_bins=60" &
-done
-for seed in ${OLD_SEEDS:-7 8 9}; do
-  train probs $seed "$P;model.hybrid_sd_fraction=0.5;model.mass_bins=40" &
-done
+source docs/quality_round19/variants.sh
+runs hsd06b60 "${SEEDS:-4 5 6 7 8 9}" "$HSD06B60"
+runs probs "${OLD_SEEDS:-7 8 9}" "$PROBS"
 LIMIT=${LIMIT:-560} wait_and_pack

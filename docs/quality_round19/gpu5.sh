@@ -5,11 +5,7 @@
 # card and this code. Carry .dev_q17b (docs/quality_round18/device_common.sh says what it holds).
 set -u
 source docs/quality_round18/device_common.sh
-P="train.epochs=50;train.kmeans_space=probs"
-for seed in ${SEEDS:-1 2 3}; do
-  train hsd06b60 $seed "$P;model.hybrid_sd_fraction=0.6;model.mass_bins=60" &
-done
-for seed in ${OLD_SEEDS:-4 5 6}; do
-  train probs $seed "$P;model.hybrid_sd_fraction=0.5;model.mass_bins=40" &
-done
+source docs/quality_round19/variants.sh
+runs hsd06b60 "${SEEDS:-1 2 3}" "$HSD06B60"
+runs probs "${OLD_SEEDS:-4 5 6}" "$PROBS"
 LIMIT=${LIMIT:-480} wait_and_pack

@@ -5,8 +5,6 @@
 # Carry .dev_q17b (docs/quality_round18/device_common.sh says what it holds).
 set -u
 source docs/quality_round18/device_common.sh
-SUP="train.epochs=30;train.pretrain_epochs=30;model.target=truth;train.lr_decay_factor=0.5;train.lr_decay_every=10"
-for seed in ${SEEDS:-1 2 3}; do
-  train sup30 $seed "$SUP" &
-done
+source docs/quality_round19/variants.sh
+runs sup30 "${SEEDS:-1 2 3}" "$SUP30"
 LIMIT=${LIMIT:-400} wait_and_pack

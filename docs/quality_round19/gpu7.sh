@@ -5,8 +5,6 @@
 # Carry .dev_q17b (docs/quality_round18/device_common.sh says what it holds).
 set -u
 source docs/quality_round18/device_common.sh
-P="train.epochs=50;train.kmeans_space=probs"
-for seed in ${SEEDS:-4 5 6 7 8 9}; do
-  train hsd06b80 $seed "$P;model.hybrid_sd_fraction=0.6;model.mass_bins=80" &
-done
+source docs/quality_round19/variants.sh
+runs hsd06b80 "${SEEDS:-4 5 6 7 8 9}" "$HSD06B80"
 LIMIT=${LIMIT:-290} wait_and_pack

@@ -6,12 +6,7 @@
 # Carry .dev_q17b (docs/quality_round18/device_common.sh says what it holds).
 set -u
 source docs/quality_round18/device_common.sh
-P="train.epochs=50;train.kmeans_space=probs"
-SUP="train.epochs=30;train.pretrain_epochs=30;model.target=truth;train.lr_decay_factor=0.5;train.lr_decay_every=10"
-for seed in ${SEEDS:-10 11 12 13 14 15}; do
-  train hsd06b80 $seed "$P;model.hybrid_sd_fraction=0.6;model.mass_bins=80" &
-done
-for seed in ${SUP_SEEDS:-4 5 6}; do
-  train sup30 $seed "$SUP" &
-done
+source docs/quality_round19/variants.sh
+runs hsd06b80 "${SEEDS:-10 11 12 13 14 15}" "$HSD06B80"
+runs sup30 "${SUP_SEEDS:-4 5 6}" "$SUP30"
 LIMIT=${LIMIT:-560} wait_and_pack
