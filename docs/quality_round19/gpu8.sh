@@ -1,7 +1,8 @@
 #!/bin/bash
-# Round 19, prepared for the next device call (one GPU; not run yet): the confirmation of the 80-bin default on
+# Round 19, session 15, device call 1 (it came as an H100; logs: raw8/): the confirmation of the 80-bin default on
 # seeds it was not chosen on (10-15), beside the supervised reference (round 15's sup30) on seeds 4-6 of the same
-# card; with raw6/ that makes six supervised seeds. Nine runs at once: about 400 s on a warm H200.
+# card; with gpu9.sh's seeds 1-3 (raw9/) six supervised seeds on that H100. Nine runs at once: 351 s with a cold
+# start on the H100.
 # Compare only with runs of the same card (confirm.log: the card moves a seed's result by about half a point).
 # Carry .dev_q17b (docs/quality_round18/device_common.sh says what it holds).
 set -u
