@@ -32,12 +32,13 @@ def rows(*patterns: str) -> dict[tuple[str, int], dict]:
     return out
 
 
-def seeds_of(runs: dict, variant: str) -> list[int]:
-    return sorted(s for v, s in runs if v == variant)
+def seeds_of(runs: dict, variant: str, only: set[int] | None = None) -> list[int]:
+    """The variant's seeds in the set, limited to ``only`` when given."""
+    return sorted(s for v, s in runs if v == variant and (only is None or s in only))
 
 
 def describe(runs: dict, variant: str, field: str = "test_cluster_acc", only: set[int] | None = None) -> str:
-    s = [k for k in seeds_of(runs, variant) if only is None or k in only]
+    s = seeds_of(runs, variant, only)
     x = np.array([runs[(variant, k)][field] for k in s])
     if len(x) == 1:
         return f"{variant:9s} seed {s[0]}: {x[0]:.4f}"
@@ -66,7 +67,7 @@ def main() -> None:
         sup = sups.mean()
         for v, only, what in (("hsd06b60", None, "all seeds"), ("hsd06b80", None, "all seeds"),
                               ("hsd06b80", FRESH, "fresh seeds 10-15")):
-            s = [k for k in seeds_of(runs, v) if only is None or k in only]
+            s = seeds_of(runs, v, only)
             if not s:
                 continue
             if only is not None:

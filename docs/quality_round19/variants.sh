@@ -1,4 +1,4 @@
-# Sourced by round 19's device scripts gpu3-8.sh after quality_round18/device_common.sh: the settings each run name
+# Sourced by round 19's device scripts gpu3-9.sh after quality_round18/device_common.sh: the settings each run name
 # stands for, written once, and runs NAME "SEEDS" SETTINGS (one background train per seed; wait_and_pack collects).
 P="train.epochs=50;train.kmeans_space=probs"
 HSD06B60="$P;model.hybrid_sd_fraction=0.6;model.mass_bins=60"  # round 19's default (60 bins at fraction 0.6)
